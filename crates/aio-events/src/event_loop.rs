@@ -1,0 +1,567 @@
+//! The loop trait every event loop implements ([`AbstractEventLoop`]), the
+//! user's handle to a loop ([`EventLoop`]), its thread-safe face
+//! ([`ThreadsafeLoop`]) and the exception-handler protocol.
+//!
+//! A file of its own because this is the seam between layers: policies and
+//! the runner see only `EventLoop`; selector, proactor and user loops only
+//! implement `AbstractEventLoop`. The generic, ergonomic methods live on
+//! `EventLoop` and box their arguments once, so the trait stays object-safe.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+use std::os::fd::RawFd;
+
+use crate::handle::{Handle, TimerHandle};
+use crate::running;
+use crate::task::{Scheduler, Task, TaskRef};
+use crate::{Error, ErrorKind};
+
+/// The exception handler a user installs: `(loop, context)`.
+pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+
+/// The object-safe trait behind [`EventLoop`] (asyncio's `AbstractEventLoop`).
+///
+/// Implement it to bring your own loop; wrap it with [`EventLoop::new`]. The
+/// generic conveniences (closures, futures) are on `EventLoop`, which checks
+/// what asyncio's `BaseEventLoop` checks in common (closed, running, nested
+/// runs) before calling in here.
+pub trait AbstractEventLoop: Any {
+    /// Appends `handle` to the ready queue (FIFO). `Closed` once closed.
+    fn call_soon(&self, handle: Handle) -> Result<(), Error>;
+    /// Schedules `handle` at `when`. `Closed` once closed.
+    fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error>;
+    /// The loop's clock.
+    fn time(&self) -> Instant {
+        Instant::now()
+    }
+    /// Runs iterations until `stop()`. `this` is the handle wrapping `self`;
+    /// the caller has checked the loop is open and not running, and has
+    /// registered it as this thread's running loop.
+    fn run_forever(&self, this: &EventLoop) -> Result<(), Error>;
+    /// Ends `run_forever` after the current iteration (or the next one, when
+    /// not running).
+    fn stop(&self);
+    /// Closes the loop: drops what is queued, releases OS resources.
+    fn close(&self) -> Result<(), Error>;
+    /// Whether `run_forever` is executing.
+    fn is_running(&self) -> bool;
+    /// Whether `close` was called.
+    fn is_closed(&self) -> bool;
+    /// The scheduler that new tasks push their wake-ups to.
+    fn scheduler(&self) -> Arc<dyn Scheduler>;
+    /// Registers a new task in the loop's task set and schedules its first step.
+    fn spawn(&self, task: TaskRef) -> Result<(), Error>;
+    /// The tasks not yet done (asyncio's `all_tasks`).
+    fn all_tasks(&self) -> Vec<TaskRef>;
+    /// The thread-safe face of the loop.
+    fn threadsafe(&self) -> ThreadsafeLoop;
+    /// Turns debug mode on or off.
+    fn set_debug(&self, enabled: bool);
+    /// Whether debug mode is on.
+    fn get_debug(&self) -> bool;
+    /// Installs (or, with `None`, removes) the exception handler.
+    fn set_exception_handler(&self, handler: Option<ExceptionHandler>);
+    /// The installed exception handler, if any.
+    fn exception_handler(&self) -> Option<ExceptionHandler>;
+    /// Runs `job` on the loop's default executor (a bounded thread pool).
+    fn run_in_executor(&self, job: Box<dyn FnOnce() + Send>) -> Result<(), Error>;
+    /// Waits for the default executor's threads to finish their queued jobs,
+    /// at most `timeout`; later `run_in_executor` calls fail.
+    fn shutdown_default_executor(&self, timeout: Duration) -> Result<(), Error>;
+    /// Calls `callback` whenever `fd` is readable.
+    #[cfg(unix)]
+    fn add_reader(&self, fd: RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        let _ = (fd, callback);
+        Err(Error::unsupported("add_reader"))
+    }
+    /// Stops watching `fd` for reading; `false` if it was not watched.
+    #[cfg(unix)]
+    fn remove_reader(&self, fd: RawFd) -> bool {
+        let _ = fd;
+        false
+    }
+    /// Calls `callback` whenever `fd` is writable.
+    #[cfg(unix)]
+    fn add_writer(&self, fd: RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        let _ = (fd, callback);
+        Err(Error::unsupported("add_writer"))
+    }
+    /// Stops watching `fd` for writing; `false` if it was not watched.
+    #[cfg(unix)]
+    fn remove_writer(&self, fd: RawFd) -> bool {
+        let _ = fd;
+        false
+    }
+    /// Calls `callback` on the loop whenever signal `signum` arrives.
+    #[cfg(unix)]
+    fn add_signal_handler(&self, signum: i32, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        let _ = (signum, callback);
+        Err(Error::unsupported("add_signal_handler"))
+    }
+    /// Removes the handler of `signum`; `Ok(false)` if there was none.
+    #[cfg(unix)]
+    fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
+        let _ = signum;
+        Err(Error::unsupported("remove_signal_handler"))
+    }
+    /// A short name of the loop's type, for `Debug`.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// A handle to an event loop: cheap to clone, `!Send`, compared by identity.
+///
+/// asyncio raises "Non-thread-safe operation invoked on an event loop other
+/// than the current one" in debug mode when a loop is touched from another
+/// thread. In aio that mistake does not compile: `EventLoop` is neither
+/// `Send` nor `Sync`. Use [`EventLoop::threadsafe`] to reach a loop from
+/// another thread.
+#[derive(Clone)]
+pub struct EventLoop(Rc<dyn AbstractEventLoop>);
+
+impl EventLoop {
+    /// Wraps a loop implementation.
+    pub fn new(inner: impl AbstractEventLoop) -> EventLoop {
+        EventLoop(Rc::new(inner))
+    }
+
+    /// Wraps a shared loop implementation.
+    pub fn from_rc(inner: Rc<dyn AbstractEventLoop>) -> EventLoop {
+        EventLoop(inner)
+    }
+
+    /// The implementation behind the handle.
+    pub fn inner(&self) -> &dyn AbstractEventLoop {
+        &*self.0
+    }
+
+    /// The implementation, if it is a `T`.
+    pub fn downcast_ref<T: AbstractEventLoop>(&self) -> Option<&T> {
+        (&*self.0 as &dyn Any).downcast_ref::<T>()
+    }
+
+    /// Schedules `callback` for the next iteration, after those already queued.
+    pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Result<Handle, Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        let handle = Handle::new(callback);
+        self.0.call_soon(handle.clone())?;
+        Ok(handle)
+    }
+
+    /// Schedules `callback` to run after `delay`.
+    pub fn call_later(
+        &self,
+        delay: Duration,
+        callback: impl FnOnce() + 'static,
+    ) -> Result<TimerHandle, Error> {
+        let when = self.0.time().checked_add(delay).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("delay {delay:?} overflows the loop's clock"),
+            )
+        })?;
+        self.call_at(when, callback)
+    }
+
+    /// Schedules `callback` to run at `when` on the loop's clock; a `when` in
+    /// the past runs on the next iteration, in deadline order.
+    pub fn call_at(&self, when: Instant, callback: impl FnOnce() + 'static) -> Result<TimerHandle, Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        self.0.call_at(when, Handle::new(callback))
+    }
+
+    /// The loop's clock (monotonic).
+    pub fn time(&self) -> Instant {
+        self.0.time()
+    }
+
+    fn check_runnable(&self) -> Result<(), Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        if self.0.is_running() {
+            return Err(Error::new(
+                ErrorKind::AlreadyRunning,
+                "This event loop is already running",
+            ));
+        }
+        if running::with_running_loop(|running| running.is_some()) {
+            return Err(Error::new(
+                ErrorKind::AlreadyRunning,
+                "Cannot run the event loop while another loop is running",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the loop until [`stop`](EventLoop::stop) is called.
+    pub fn run_forever(&self) -> Result<(), Error> {
+        self.check_runnable()?;
+        let _running = running::enter(self);
+        self.0.run_forever(self)
+    }
+
+    /// Runs the loop until `future` completes, and returns its output.
+    ///
+    /// Errors: `Closed`; `AlreadyRunning` when this loop or another runs on
+    /// this thread (the future is dropped unpolled); `Stopped` when `stop()`
+    /// ended the loop first (the task stays scheduled); `Cancelled` when the
+    /// task was cancelled. A panic in `future` propagates to the caller.
+    pub fn run_until_complete<F>(&self, future: F) -> Result<F::Output, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.check_runnable()?;
+        let stopper = StopOnDrop(self.clone());
+        let task = self.create_task(async move {
+            let _stop_when_done = stopper;
+            future.await
+        })?;
+        self.run_forever()?;
+        if !task.done() {
+            return Err(Error::new(
+                ErrorKind::Stopped,
+                "Event loop stopped before Future completed.",
+            ));
+        }
+        task.take_result_resuming_panic()
+    }
+
+    /// Ends `run_forever` after the current iteration; called before
+    /// `run_forever`, that call runs exactly one iteration.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+
+    /// Closes the loop. Idempotent; `AlreadyRunning` while running. Tasks
+    /// still pending are dropped (with a "Task was destroyed but it is
+    /// pending!" report in debug mode).
+    pub fn close(&self) -> Result<(), Error> {
+        if self.0.is_running() {
+            return Err(Error::new(
+                ErrorKind::AlreadyRunning,
+                "Cannot close a running event loop",
+            ));
+        }
+        self.0.close()
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.0.is_running()
+    }
+
+    /// Whether the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Wraps `future` in a task scheduled on this loop.
+    pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        let (task, task_ref) = crate::task::new_task(future, self.0.scheduler());
+        self.0.spawn(task_ref)?;
+        Ok(task)
+    }
+
+    /// The tasks of this loop that are not done yet.
+    pub fn all_tasks(&self) -> Vec<TaskRef> {
+        self.0.all_tasks()
+    }
+
+    /// The thread-safe face of the loop, to send to other threads.
+    pub fn threadsafe(&self) -> ThreadsafeLoop {
+        self.0.threadsafe()
+    }
+
+    /// Turns debug mode on or off.
+    pub fn set_debug(&self, enabled: bool) {
+        self.0.set_debug(enabled);
+    }
+
+    /// Whether debug mode is on.
+    pub fn get_debug(&self) -> bool {
+        self.0.get_debug()
+    }
+
+    /// Installs the handler that receives errors the loop cannot return to
+    /// anyone: panics in callbacks and detached tasks, and the like.
+    pub fn set_exception_handler(&self, handler: impl Fn(&EventLoop, &ExceptionContext) + 'static) {
+        self.0.set_exception_handler(Some(Rc::new(handler)));
+    }
+
+    /// Restores the default exception handler (which logs through `log`).
+    pub fn clear_exception_handler(&self) {
+        self.0.set_exception_handler(None);
+    }
+
+    /// Hands `context` to the exception handler, or to the default one.
+    ///
+    /// A handler that panics is reported by the default handler ("Unhandled
+    /// error in exception handler"); the panic goes no further.
+    pub fn call_exception_handler(&self, context: ExceptionContext) {
+        let Some(handler) = self.0.exception_handler() else {
+            default_exception_handler(&context);
+            return;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(self, &context))) {
+            let report = ExceptionContext::new("Unhandled error in exception handler")
+                .with_exception(panic_message(&*payload))
+                .with_context(context.message().to_owned());
+            default_exception_handler(&report);
+        }
+    }
+
+    /// Runs `job` on the default executor. Used by [`to_thread`](crate::to_thread).
+    pub fn run_in_executor(&self, job: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        self.0.run_in_executor(Box::new(job))
+    }
+
+    /// Lets the default executor finish its jobs (at most `timeout`) and
+    /// refuses new ones.
+    pub fn shutdown_default_executor(&self, timeout: Duration) -> Result<(), Error> {
+        self.0.shutdown_default_executor(timeout)
+    }
+
+    /// Calls `callback` whenever `fd` is readable (level-triggered).
+    ///
+    /// The fd must stay open until [`remove_reader`](EventLoop::remove_reader).
+    #[cfg(unix)]
+    pub fn add_reader(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        self.0.add_reader(fd, Box::new(callback))
+    }
+
+    /// Stops watching `fd` for reading; `false` if it was not watched or the
+    /// loop is closed.
+    #[cfg(unix)]
+    pub fn remove_reader(&self, fd: RawFd) -> bool {
+        !self.0.is_closed() && self.0.remove_reader(fd)
+    }
+
+    /// Calls `callback` whenever `fd` is writable (level-triggered).
+    #[cfg(unix)]
+    pub fn add_writer(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        self.0.add_writer(fd, Box::new(callback))
+    }
+
+    /// Stops watching `fd` for writing; `false` if it was not watched or the
+    /// loop is closed.
+    #[cfg(unix)]
+    pub fn remove_writer(&self, fd: RawFd) -> bool {
+        !self.0.is_closed() && self.0.remove_writer(fd)
+    }
+
+    /// Calls `callback` on the loop whenever signal `signum` arrives.
+    #[cfg(unix)]
+    pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        if self.0.is_closed() {
+            return Err(Error::closed());
+        }
+        self.0.add_signal_handler(signum, Box::new(callback))
+    }
+
+    /// Removes the handler of `signum`; `Ok(false)` when there was none.
+    #[cfg(unix)]
+    pub fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
+        self.0.remove_signal_handler(signum)
+    }
+}
+
+impl PartialEq for EventLoop {
+    fn eq(&self, other: &EventLoop) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.0), Rc::as_ptr(&other.0))
+    }
+}
+
+impl Eq for EventLoop {}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<{} running={} closed={} debug={}>",
+            self.0.type_name(),
+            self.0.is_running(),
+            self.0.is_closed(),
+            self.0.get_debug()
+        )
+    }
+}
+
+/// Calls `stop()` on its loop when dropped: `run_until_complete` wraps the
+/// future with it, so the loop stops however the task ends (output, panic,
+/// cancellation), as asyncio's `_run_until_complete_cb`.
+struct StopOnDrop(EventLoop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// What a loop's thread-safe face must do: take callbacks and stop requests
+/// from any thread, and wake the loop if it sleeps.
+pub trait ThreadsafeScheduler: Send + Sync + 'static {
+    /// Queues `callback` for the loop's next iteration and wakes the loop.
+    fn call_soon_threadsafe(&self, callback: Box<dyn FnOnce() + Send>) -> Result<(), Error>;
+    /// Asks the loop to stop after its current iteration.
+    fn stop(&self);
+}
+
+/// A loop's thread-safe face: `Send + Sync`, cheap to clone.
+#[derive(Clone)]
+pub struct ThreadsafeLoop(Arc<dyn ThreadsafeScheduler>);
+
+impl ThreadsafeLoop {
+    /// Wraps a loop's thread-safe scheduler.
+    pub fn new(inner: Arc<dyn ThreadsafeScheduler>) -> ThreadsafeLoop {
+        ThreadsafeLoop(inner)
+    }
+
+    /// Schedules `callback` on the loop from any thread, waking the loop if it
+    /// is blocked in its poll. `Closed` once the loop is closed.
+    pub fn call_soon_threadsafe(&self, callback: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        self.0.call_soon_threadsafe(Box::new(callback))
+    }
+
+    /// Stops the loop after its current iteration, from any thread.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+}
+
+impl fmt::Debug for ThreadsafeLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThreadsafeLoop")
+    }
+}
+
+/// What the exception handler receives (asyncio's context dict).
+#[derive(Debug, Clone, Default)]
+pub struct ExceptionContext {
+    message: String,
+    exception: Option<String>,
+    handle: Option<String>,
+    task: Option<String>,
+    context: Option<String>,
+}
+
+impl ExceptionContext {
+    /// A context with `message` and nothing else.
+    pub fn new(message: impl Into<String>) -> Self {
+        ExceptionContext {
+            message: message.into(),
+            ..ExceptionContext::default()
+        }
+    }
+
+    /// The message ("Exception in callback ...").
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Adds the error: for a panic, its message.
+    pub fn with_exception(mut self, exception: impl Into<String>) -> Self {
+        self.exception = Some(exception.into());
+        self
+    }
+
+    /// Adds the callback that failed.
+    pub fn with_handle(mut self, handle: impl Into<String>) -> Self {
+        self.handle = Some(handle.into());
+        self
+    }
+
+    /// Adds the task that failed.
+    pub fn with_task(mut self, task: impl Into<String>) -> Self {
+        self.task = Some(task.into());
+        self
+    }
+
+    /// Adds the context whose handling failed.
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// The error, for a panic its message.
+    pub fn exception(&self) -> Option<&str> {
+        self.exception.as_deref()
+    }
+
+    /// The callback that failed.
+    pub fn handle(&self) -> Option<&str> {
+        self.handle.as_deref()
+    }
+
+    /// The task that failed.
+    pub fn task(&self) -> Option<&str> {
+        self.task.as_deref()
+    }
+
+    /// The message of the context whose handling failed.
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+}
+
+impl fmt::Display for ExceptionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        for (key, value) in [
+            ("context", &self.context),
+            ("exception", &self.exception),
+            ("handle", &self.handle),
+            ("task", &self.task),
+        ] {
+            if let Some(value) = value {
+                write!(f, "\n{key}: {value}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// asyncio's `default_exception_handler`: logs the context at error level.
+pub fn default_exception_handler(context: &ExceptionContext) {
+    log::error!("{context}");
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,209 @@
+//! The free-standing coroutines of asyncio: [`sleep`], [`to_thread`] and
+//! [`create_task`] on the running loop.
+//!
+//! A file of its own because these reach the loop through the running-loop
+//! registry rather than through a handle.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use crate::event_loop::panic_message;
+use crate::handle::TimerHandle;
+use crate::running::get_running_loop;
+use crate::task::Task;
+use crate::{Error, ErrorKind};
+
+/// Wraps `future` in a task on the running loop (asyncio's `create_task`).
+///
+/// # Panics
+/// "no running event loop" outside a running loop, or when the running loop
+/// is closed (which cannot be while it runs).
+pub fn create_task<F>(future: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let event_loop = get_running_loop().expect("no running event loop");
+    event_loop
+        .create_task(future)
+        .expect("the running loop refused a task")
+}
+
+/// Waits `delay` on the running loop; `sleep(Duration::ZERO)` yields once,
+/// letting every other ready callback and task run.
+///
+/// The timer is registered at the first poll and cancelled if the future is
+/// dropped first.
+///
+/// # Panics
+/// When polled outside a running loop: "no running event loop".
+pub fn sleep(delay: Duration) -> Sleep {
+    Sleep {
+        delay,
+        timer: None,
+        waker: None,
+        yielded: false,
+    }
+}
+
+/// The future of [`sleep`].
+pub struct Sleep {
+    delay: Duration,
+    timer: Option<TimerHandle>,
+    waker: Option<Waker>,
+    yielded: bool,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.delay.is_zero() {
+            if self.yielded {
+                return Poll::Ready(());
+            }
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let when = match &self.timer {
+            Some(timer) if timer.handle().has_run() => return Poll::Ready(()),
+            Some(timer) => {
+                if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    return Poll::Pending;
+                }
+                // Polled by another task or waker: move the timer over.
+                timer.cancel();
+                Some(timer.when())
+            }
+            None => None,
+        };
+        let event_loop = get_running_loop().expect("no running event loop");
+        let waker = cx.waker().clone();
+        let wake = {
+            let waker = waker.clone();
+            move || waker.wake()
+        };
+        let timer = match when {
+            Some(when) => event_loop.call_at(when, wake),
+            None => event_loop.call_later(self.delay, wake),
+        }
+        .expect("the running loop refused a timer");
+        self.timer = Some(timer);
+        self.waker = Some(waker);
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(timer) = &self.timer
+            && !timer.handle().has_run()
+        {
+            timer.cancel();
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep").field("delay", &self.delay).finish()
+    }
+}
+
+struct Oneshot<T> {
+    value: Option<thread::Result<T>>,
+    waker: Option<Waker>,
+    sender_gone: bool,
+}
+
+struct OneshotSender<T>(Arc<Mutex<Oneshot<T>>>);
+
+impl<T> OneshotSender<T> {
+    fn send(self, value: thread::Result<T>) {
+        let waker = {
+            let mut slot = lock(&self.0);
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for OneshotSender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = lock(&self.0);
+            slot.sender_gone = true;
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock leaves plain data behind; go on.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct OneshotReceiver<T>(Arc<Mutex<Oneshot<T>>>);
+
+impl<T> Future for OneshotReceiver<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = lock(&self.0);
+        match slot.value.take() {
+            Some(Ok(value)) => Poll::Ready(Ok(value)),
+            Some(Err(payload)) => Poll::Ready(Err(Error::new(
+                ErrorKind::Panicked,
+                format!(
+                    "the function given to to_thread panicked: {}",
+                    panic_message(&*payload)
+                ),
+            ))),
+            None if slot.sender_gone => Poll::Ready(Err(Error::new(
+                ErrorKind::Cancelled,
+                "the executor shut down before running the function",
+            ))),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs `f` on the running loop's default executor (a bounded thread pool)
+/// and waits for its result (asyncio's `to_thread`).
+///
+/// A panic in `f` comes back as `Err` of kind `Panicked`; outside a running
+/// loop the error is `NoRunningLoop`.
+pub async fn to_thread<T, F>(f: F) -> Result<T, Error>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let event_loop = get_running_loop()?;
+    let shared = Arc::new(Mutex::new(Oneshot {
+        value: None,
+        waker: None,
+        sender_gone: false,
+    }));
+    let sender = OneshotSender(shared.clone());
+    event_loop.run_in_executor(move || {
+        let result = catch_unwind(AssertUnwindSafe(f));
+        sender.send(result);
+    })?;
+    OneshotReceiver(shared).await
+}
