@@ -48,8 +48,9 @@ pub trait AbstractEventLoop: Any {
     /// Ends `run_forever` after the current iteration (or the next one, when
     /// not running).
     fn stop(&self);
-    /// Closes the loop: drops what is queued, releases OS resources.
-    fn close(&self) -> Result<(), Error>;
+    /// Closes the loop: drops what is queued, abandons pending tasks,
+    /// releases OS resources. `this` is the handle wrapping `self`.
+    fn close(&self, this: &EventLoop) -> Result<(), Error>;
     /// Whether `run_forever` is executing.
     fn is_running(&self) -> bool;
     /// Whether `close` was called.
@@ -256,7 +257,7 @@ impl EventLoop {
                 "Cannot close a running event loop",
             ));
         }
-        self.0.close()
+        self.0.close(self)
     }
 
     /// Whether the loop is running.

@@ -82,7 +82,7 @@ trait RawTask: Send + Sync {
     fn wake_arc(self: Arc<Self>);
     fn cancel(&self) -> bool;
     fn state(&self) -> u32;
-    fn abandon(&self, event_loop: &EventLoop);
+    fn abandon(&self, event_loop: Option<&EventLoop>);
     fn take_unretrieved_panic(&self) -> Option<String>;
     fn key(&self) -> &Cell<usize>;
     fn name(&self) -> &'static str;
@@ -172,7 +172,7 @@ impl<F: Future + 'static> TaskCell<F> {
     }
 
     /// Stores the task's end and wakes whoever awaits it. Loop thread only.
-    fn finish(&self, event_loop: &EventLoop, result: Result<F::Output, Failure>) {
+    fn finish(&self, event_loop: Option<&EventLoop>, result: Result<F::Output, Failure>) {
         let flag = match &result {
             Ok(_) => 0,
             Err(Failure::Cancelled) => CANCELLED,
@@ -182,11 +182,13 @@ impl<F: Future + 'static> TaskCell<F> {
             // SAFETY: loop thread (we are in `run` or `abandon`).
             unsafe { *self.stage() = Stage::Finished(result) };
         } else if let Err(Failure::Panicked(payload)) = result {
-            event_loop.call_exception_handler(
-                ExceptionContext::new("Task exception was never retrieved")
-                    .with_exception(panic_message(&*payload))
-                    .with_task(self.name()),
-            );
+            let context = ExceptionContext::new("Task exception was never retrieved")
+                .with_exception(panic_message(&*payload))
+                .with_task(self.name());
+            match event_loop {
+                Some(event_loop) => event_loop.call_exception_handler(context),
+                None => crate::event_loop::default_exception_handler(&context),
+            }
         } else {
             drop(result);
         }
@@ -224,7 +226,7 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
                 Ok(()) => Failure::Cancelled,
                 Err(payload) => Failure::Panicked(payload),
             };
-            self.finish(event_loop, Err(failure));
+            self.finish(Some(event_loop), Err(failure));
             return true;
         }
         // SAFETY: loop thread; the reference ends before anything else
@@ -253,14 +255,14 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
                     Ok(()) => Ok(output),
                     Err(payload) => Err(Failure::Panicked(payload)),
                 };
-                self.finish(event_loop, result);
+                self.finish(Some(event_loop), result);
                 true
             }
             Err(payload) => {
                 // The future may be half torn down: drop it now, ignoring a
                 // second panic from its destructor.
                 let _ = self.drop_future();
-                self.finish(event_loop, Err(Failure::Panicked(payload)));
+                self.finish(Some(event_loop), Err(Failure::Panicked(payload)));
                 true
             }
         }
@@ -279,11 +281,13 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         self.state.load(Ordering::Acquire)
     }
 
-    fn abandon(&self, event_loop: &EventLoop) {
+    fn abandon(&self, event_loop: Option<&EventLoop>) {
         if self.state.load(Ordering::Acquire) & COMPLETE != 0 {
             return;
         }
-        if event_loop.get_debug() {
+        if let Some(event_loop) = event_loop
+            && event_loop.get_debug()
+        {
             event_loop.call_exception_handler(
                 ExceptionContext::new("Task was destroyed but it is pending!").with_task(self.name()),
             );
@@ -539,7 +543,7 @@ impl TaskRef {
     /// Ends a pending task without running it: drops its future. Loops call
     /// this for every pending task when they close; in debug mode it reports
     /// "Task was destroyed but it is pending!".
-    pub fn abandon(&self, event_loop: &EventLoop) {
+    pub fn abandon(&self, event_loop: Option<&EventLoop>) {
         self.0.abandon(event_loop);
     }
 

@@ -1,1 +1,143 @@
-//! placeholder
+//! aio on Unix: the Unix selector loop and [`UnixDefaultEventLoopPolicy`]
+//! (asyncio's `unix_events.py`).
+//!
+//! **Place in the stack.** Below: `aio-selector` (the loop core it embeds),
+//! `aio-base-policy` (the thread-local policy it builds on), `aio-child-watchers`
+//! and `aio-events`. Above: the facade `aio`, whose `DefaultEventLoopPolicy`
+//! and `SelectorEventLoop` are this crate's on Unix.
+//!
+//! | platform | loop mechanism |
+//! |---|---|
+//! | Linux, Android | epoll (through `polling`) |
+//! | macOS, iOS, BSDs | kqueue (through `polling`) |
+//! | illumos, Solaris | event ports (through `polling`) |
+//!
+//! # Example
+//!
+//! ```
+//! let event_loop = aio_unix::UnixSelectorEventLoop::new()?;
+//! assert_eq!(event_loop.run_until_complete(async { 1 + 1 })?, 2);
+//! event_loop.close()?;
+//! # Ok::<(), aio_events::Error>(())
+//! ```
+#![cfg(unix)]
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aio_base_policy::{BaseDefaultEventLoopPolicy, is_main_thread};
+use aio_events::unix::ChildWatcher;
+use aio_events::{Error, ErrorKind, EventLoop, EventLoopPolicy};
+use aio_selector::SelectorEventLoop;
+
+/// The Unix selector loop: the selector core plus what Unix adds.
+pub struct UnixSelectorEventLoop {
+    core: SelectorEventLoop,
+}
+
+impl UnixSelectorEventLoop {
+    /// A new, open loop wrapped in an [`EventLoop`] handle.
+    pub fn new() -> Result<EventLoop, Error> {
+        Ok(EventLoop::new(UnixSelectorEventLoop {
+            core: SelectorEventLoop::create()?,
+        }))
+    }
+
+    /// The selector core.
+    pub fn core(&self) -> &SelectorEventLoop {
+        &self.core
+    }
+}
+
+aio_selector::delegate_event_loop!(UnixSelectorEventLoop, core, {
+    fn type_name(&self) -> &'static str {
+        "UnixSelectorEventLoop"
+    }
+});
+
+impl fmt::Debug for UnixSelectorEventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UnixSelectorEventLoop").field(&self.core).finish()
+    }
+}
+
+/// The default policy on Unix: the base thread-local policy making
+/// [`UnixSelectorEventLoop`]s, plus the child watcher subprocesses use.
+///
+/// `set_event_loop` in the main thread attaches the child watcher to the new
+/// loop, as asyncio 3.8–3.13 do.
+pub struct UnixDefaultEventLoopPolicy {
+    base: BaseDefaultEventLoopPolicy,
+    watcher: Mutex<Option<Arc<dyn ChildWatcher>>>,
+}
+
+impl UnixDefaultEventLoopPolicy {
+    /// A policy with no loop and no child watcher yet.
+    pub fn new() -> Self {
+        UnixDefaultEventLoopPolicy {
+            base: BaseDefaultEventLoopPolicy::new(UnixSelectorEventLoop::new),
+            watcher: Mutex::new(None),
+        }
+    }
+
+    fn watcher(&self) -> MutexGuard<'_, Option<Arc<dyn ChildWatcher>>> {
+        // Holds an `Arc` only; a panic elsewhere cannot leave it half-written.
+        self.watcher
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for UnixDefaultEventLoopPolicy {
+    fn default() -> Self {
+        UnixDefaultEventLoopPolicy::new()
+    }
+}
+
+impl EventLoopPolicy for UnixDefaultEventLoopPolicy {
+    fn get_event_loop(&self) -> Result<EventLoop, Error> {
+        self.base
+            .get_event_loop_via(&|event_loop| self.set_event_loop(event_loop))
+    }
+
+    fn set_event_loop(&self, event_loop: Option<EventLoop>) -> Result<(), Error> {
+        self.base.set_event_loop(event_loop.clone())?;
+        let watcher = self.watcher().clone();
+        if let Some(watcher) = watcher
+            && is_main_thread()
+        {
+            watcher.attach_loop(event_loop.as_ref());
+        }
+        Ok(())
+    }
+
+    fn new_event_loop(&self) -> Result<EventLoop, Error> {
+        self.base.new_event_loop()
+    }
+
+    fn get_child_watcher(&self) -> Result<Arc<dyn ChildWatcher>, Error> {
+        self.watcher().clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "no child watcher is set: aio has no built-in watcher yet; pass one to set_child_watcher",
+            )
+        })
+    }
+
+    fn set_child_watcher(&self, watcher: Option<Arc<dyn ChildWatcher>>) -> Result<(), Error> {
+        let previous = std::mem::replace(&mut *self.watcher(), watcher);
+        if let Some(previous) = previous {
+            previous.close();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for UnixDefaultEventLoopPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDefaultEventLoopPolicy")
+            .field("base", &self.base)
+            .field("has_child_watcher", &self.watcher().is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,119 @@
+//! [`delegate_event_loop!`]: how a platform loop that embeds
+//! [`SelectorEventLoop`](crate::SelectorEventLoop) implements
+//! `AbstractEventLoop` without restating every method.
+//!
+//! A file of its own because the macro is the contract between the core and
+//! the platform crates: they forward everything to the core and write only the
+//! methods they add or change (signals on Unix, say).
+
+/// Implements `aio_events::AbstractEventLoop` for `$ty` by forwarding to its
+/// `$field: SelectorEventLoop`, then adds the methods given in the braces
+/// (which must not repeat a forwarded one).
+///
+/// Forwarded: everything but `add_signal_handler`, `remove_signal_handler`
+/// and `type_name`, which keep the trait's defaults unless given.
+#[macro_export]
+macro_rules! delegate_event_loop {
+    ($ty:ty, $field:ident, { $($extra:tt)* }) => {
+        impl $crate::__private::AbstractEventLoop for $ty {
+            fn call_soon(&self, handle: $crate::__private::Handle) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.call_soon(handle)
+            }
+            fn call_at(
+                &self,
+                when: ::std::time::Instant,
+                handle: $crate::__private::Handle,
+            ) -> ::std::result::Result<$crate::__private::TimerHandle, $crate::__private::Error> {
+                self.$field.call_at(when, handle)
+            }
+            fn run_forever(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.run_forever(this)
+            }
+            fn stop(&self) {
+                self.$field.stop()
+            }
+            fn close(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.close(this)
+            }
+            fn is_running(&self) -> bool {
+                self.$field.is_running()
+            }
+            fn is_closed(&self) -> bool {
+                self.$field.is_closed()
+            }
+            fn scheduler(&self) -> ::std::sync::Arc<dyn $crate::__private::Scheduler> {
+                self.$field.scheduler()
+            }
+            fn spawn(&self, task: $crate::__private::TaskRef) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.spawn(task)
+            }
+            fn all_tasks(&self) -> ::std::vec::Vec<$crate::__private::TaskRef> {
+                self.$field.all_tasks()
+            }
+            fn threadsafe(&self) -> $crate::__private::ThreadsafeLoop {
+                self.$field.threadsafe()
+            }
+            fn set_debug(&self, enabled: bool) {
+                self.$field.set_debug(enabled)
+            }
+            fn get_debug(&self) -> bool {
+                self.$field.get_debug()
+            }
+            fn set_exception_handler(&self, handler: ::std::option::Option<$crate::__private::ExceptionHandler>) {
+                self.$field.set_exception_handler(handler)
+            }
+            fn exception_handler(&self) -> ::std::option::Option<$crate::__private::ExceptionHandler> {
+                self.$field.exception_handler()
+            }
+            fn run_in_executor(
+                &self,
+                job: ::std::boxed::Box<dyn FnOnce() + Send>,
+            ) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.run_in_executor(job)
+            }
+            fn shutdown_default_executor(
+                &self,
+                timeout: ::std::time::Duration,
+            ) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.shutdown_default_executor(timeout)
+            }
+            $crate::__delegate_unix_io!($field);
+            $($extra)*
+        }
+    };
+}
+
+#[cfg(unix)]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __delegate_unix_io {
+    ($field:ident) => {
+        fn add_reader(
+            &self,
+            fd: ::std::os::fd::RawFd,
+            callback: ::std::boxed::Box<dyn FnMut()>,
+        ) -> ::std::result::Result<(), $crate::__private::Error> {
+            self.$field.add_reader(fd, callback)
+        }
+        fn remove_reader(&self, fd: ::std::os::fd::RawFd) -> bool {
+            self.$field.remove_reader(fd)
+        }
+        fn add_writer(
+            &self,
+            fd: ::std::os::fd::RawFd,
+            callback: ::std::boxed::Box<dyn FnMut()>,
+        ) -> ::std::result::Result<(), $crate::__private::Error> {
+            self.$field.add_writer(fd, callback)
+        }
+        fn remove_writer(&self, fd: ::std::os::fd::RawFd) -> bool {
+            self.$field.remove_writer(fd)
+        }
+    };
+}
+
+#[cfg(not(unix))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __delegate_unix_io {
+    ($field:ident) => {};
+}

@@ -1,0 +1,259 @@
+//! The ready queue and its thread-safe twin: where callbacks, task steps and
+//! cross-thread requests wait for the next iteration, and how a sleeping
+//! loop is woken.
+//!
+//! A file of its own because this is the part of the loop that other threads
+//! touch, so it carries the loop's only atomics and its one `unsafe` rule:
+//! the local ready queue lives in the shared (`Arc`) part so that a task's
+//! waker can reach it without a thread-local lookup, but it is touched only on
+//! the loop's own thread, which every access checks or is guaranteed by the
+//! `!Send` loop.
+//!
+//! Wake-ups are coalesced: a remote caller writes the poller's notifier only
+//! if the loop is blocked in its poll and no other caller has woken it since
+//! (`sleeping` is swapped to `false` by the first one).
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use aio_events::{Error, Handle, Scheduler, TaskRef, ThreadsafeScheduler};
+use crossbeam_utils::CachePadded;
+use polling::Poller;
+
+use crate::io::IoCallback;
+
+/// One entry of the ready queue.
+pub(crate) enum Ready {
+    Callback(Handle),
+    Task(TaskRef),
+    Io(Rc<IoCallback>),
+    Remote(Box<dyn FnOnce() + Send>),
+    Stop,
+}
+
+/// What other threads can queue.
+enum Remote {
+    Callback(Box<dyn FnOnce() + Send>),
+    Task(TaskRef),
+    Stop,
+}
+
+thread_local! {
+    static THREAD_TOKEN: u8 = const { 0 };
+}
+
+/// A cheap identity of the calling thread: the address of a thread-local.
+pub(crate) fn thread_token() -> usize {
+    THREAD_TOKEN.with(|token| std::ptr::from_ref(token) as usize)
+}
+
+pub(crate) struct Shared {
+    owner: usize,
+    ready: UnsafeCell<VecDeque<Ready>>,
+    remote: Mutex<Vec<Remote>>,
+    remote_pending: CachePadded<AtomicBool>,
+    sleeping: CachePadded<AtomicBool>,
+    closed: AtomicBool,
+    pub(crate) poller: Poller,
+}
+
+// SAFETY: `ready` is the only field that is not `Sync`; it is accessed only
+// through `ready_mut`, whose callers are on the owner thread (checked with
+// `thread_token` in `schedule`, guaranteed by the `!Send` loop elsewhere).
+// The entries it may hold that are not `Send` (`Handle`, `Rc<IoCallback>`)
+// are pushed and dropped on the owner thread; `Drop` below forgets them
+// rather than dropping them on a foreign thread.
+unsafe impl Sync for Shared {}
+// SAFETY: as for `Sync`.
+unsafe impl Send for Shared {}
+
+impl Shared {
+    pub(crate) fn new(poller: Poller) -> Shared {
+        Shared {
+            owner: thread_token(),
+            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            remote: Mutex::new(Vec::new()),
+            remote_pending: CachePadded::new(AtomicBool::new(false)),
+            sleeping: CachePadded::new(AtomicBool::new(false)),
+            closed: AtomicBool::new(false),
+            poller,
+        }
+    }
+
+    /// # Safety
+    /// Owner thread only, and the returned borrow must end before any user
+    /// code runs (which could reach the queue again).
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the UnsafeCell is confined to the owner thread"
+    )]
+    pub(crate) unsafe fn ready_mut(&self) -> &mut VecDeque<Ready> {
+        debug_assert_eq!(thread_token(), self.owner, "ready queue touched off its thread");
+        // SAFETY: per this function's contract.
+        unsafe { &mut *self.ready.get() }
+    }
+
+    /// Appends to the ready queue, after anything other threads queued
+    /// before (so FIFO holds across threads). Owner thread only.
+    pub(crate) fn push_local(&self, entry: Ready) {
+        if self.remote_pending.load(Ordering::Acquire) {
+            self.drain_remote();
+        }
+        // SAFETY: owner thread (callers are the `!Send` loop, or `schedule`
+        // after its thread check); the borrow ends here.
+        unsafe { self.ready_mut() }.push_back(entry);
+    }
+
+    pub(crate) fn pop_local(&self) -> Option<Ready> {
+        // SAFETY: owner thread (called by the loop); the borrow ends here.
+        unsafe { self.ready_mut() }.pop_front()
+    }
+
+    pub(crate) fn ready_len(&self) -> usize {
+        // SAFETY: owner thread (called by the loop); the borrow ends here.
+        unsafe { self.ready_mut() }.len()
+    }
+
+    /// Drops every queued entry. Owner thread only.
+    pub(crate) fn clear_local(&self) {
+        let entries = {
+            // SAFETY: owner thread (called by the loop); the borrow ends
+            // before the entries drop, which may run user destructors.
+            let queue = unsafe { self.ready_mut() };
+            std::mem::take(queue)
+        };
+        drop(entries);
+        drop(std::mem::take(&mut *self.lock_remote()));
+        self.remote_pending.store(false, Ordering::Release);
+    }
+
+    fn lock_remote(&self) -> MutexGuard<'_, Vec<Remote>> {
+        // The vector is only pushed to and swapped out; a panic elsewhere
+        // cannot leave it inconsistent.
+        self.remote
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn remote_pending(&self) -> bool {
+        self.remote_pending.load(Ordering::Acquire)
+    }
+
+    /// Moves what other threads queued into the ready queue. Owner thread.
+    pub(crate) fn drain_remote(&self) {
+        let batch = {
+            let mut remote = self.lock_remote();
+            self.remote_pending.store(false, Ordering::Release);
+            std::mem::take(&mut *remote)
+        };
+        // SAFETY: owner thread; no user code runs while the borrow lives.
+        let ready = unsafe { self.ready_mut() };
+        ready.extend(batch.into_iter().map(|entry| match entry {
+            Remote::Callback(callback) => Ready::Remote(callback),
+            Remote::Task(task) => Ready::Task(task),
+            Remote::Stop => Ready::Stop,
+        }));
+    }
+
+    fn push_remote(&self, entry: Remote) {
+        self.lock_remote().push(entry);
+        self.remote_pending.store(true, Ordering::SeqCst);
+        self.wake_if_sleeping();
+    }
+
+    /// Writes the poller's notifier if the loop sleeps in its poll and nobody
+    /// has woken it yet.
+    pub(crate) fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            // An error here means the notifier is gone with the loop.
+            let _ = self.poller.notify();
+        }
+    }
+
+    /// Declares the loop about to block; returns `false` (and stays awake)
+    /// when remote work arrived meanwhile.
+    pub(crate) fn enter_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.remote_pending.load(Ordering::SeqCst) {
+            self.sleeping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn leave_sleep(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Scheduler for Shared {
+    fn schedule(&self, task: TaskRef) {
+        if self.is_closed() {
+            return;
+        }
+        if thread_token() == self.owner {
+            self.push_local(Ready::Task(task));
+        } else {
+            self.push_remote(Remote::Task(task));
+        }
+    }
+}
+
+impl ThreadsafeScheduler for Shared {
+    fn call_soon_threadsafe(&self, callback: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        if thread_token() == self.owner {
+            self.push_local(Ready::Remote(callback));
+        } else {
+            self.push_remote(Remote::Callback(callback));
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        if self.is_closed() {
+            return;
+        }
+        if thread_token() == self.owner {
+            self.push_local(Ready::Stop);
+        } else {
+            self.push_remote(Remote::Stop);
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let queue = std::mem::take(self.ready.get_mut());
+        if thread_token() == self.owner {
+            drop(queue);
+        } else {
+            // Entries that are not `Send` must not drop here; the loop clears
+            // the queue when it closes or drops, so this is only a guard.
+            std::mem::forget(queue);
+        }
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("closed", &self.is_closed())
+            .field("remote_pending", &self.remote_pending())
+            .finish()
+    }
+}

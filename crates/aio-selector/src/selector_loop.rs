@@ -1,0 +1,451 @@
+//! [`SelectorEventLoop`]: the platform-neutral selector loop, asyncio's
+//! `BaseEventLoop._run_once` on `polling`.
+//!
+//! A file of its own because it is the loop's control flow: one iteration
+//! purges cancelled timers, polls for I/O (or skips the poll, see below),
+//! moves due timers and cross-thread work to the ready queue, then runs
+//! exactly the entries that were ready when the iteration began.
+//!
+//! **The poll-skip rule.** asyncio polls the selector once per iteration, with
+//! a zero timeout when callbacks are ready. A zero-timeout poll can only
+//! report registered fds and our own wake-up; when no fd is registered, the
+//! wake-up's flag (`remote_pending`) says the same thing without a system
+//! call. So an iteration with ready work and no registered fd makes no
+//! system call at all; with fds registered, it polls as asyncio does.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aio_events::{
+    AbstractEventLoop, Error, EventLoop, ExceptionContext, ExceptionHandler, Handle, Scheduler, TaskRef,
+    ThreadsafeLoop, TimerHandle, panic_message,
+};
+use polling::{Events, Poller};
+use slab::Slab;
+
+use crate::executor::ThreadPool;
+use crate::io::{Direction, IoRegistry, RawSource};
+use crate::scheduler::{Ready, Shared};
+use crate::timer_heap::TimerHeap;
+
+/// The longest a poll blocks (asyncio's `MAXIMUM_SELECT_TIMEOUT`).
+pub const MAXIMUM_SELECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Timers due within this much of now fire in the current iteration
+/// (asyncio's `_clock_resolution`). `Instant` counts nanoseconds on Unix and
+/// 100 ns ticks on Windows.
+#[cfg(not(windows))]
+pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
+/// Timers due within this much of now fire in the current iteration
+/// (asyncio's `_clock_resolution`). `Instant` counts 100 ns ticks on Windows.
+#[cfg(windows)]
+pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(100);
+
+/// Callbacks slower than this are logged in debug mode
+/// (asyncio's `slow_callback_duration`).
+pub const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
+
+/// The selector event loop on `polling`: epoll on Linux and Android, kqueue
+/// on the BSDs and macOS, IOCP (through AFD) on Windows.
+pub struct SelectorEventLoop {
+    shared: Arc<Shared>,
+    timers: RefCell<TimerHeap>,
+    tasks: RefCell<Slab<TaskRef>>,
+    io: RefCell<IoRegistry>,
+    events: RefCell<Events>,
+    running: Cell<bool>,
+    stopping: Cell<bool>,
+    closed: Cell<bool>,
+    debug: Cell<bool>,
+    exception_handler: RefCell<Option<ExceptionHandler>>,
+    executor: RefCell<Option<ThreadPool>>,
+    executor_shutdown: Cell<bool>,
+}
+
+impl SelectorEventLoop {
+    /// A new, open loop (not the current one of any policy), wrapped in an
+    /// [`EventLoop`] handle.
+    pub fn new() -> Result<EventLoop, Error> {
+        Ok(EventLoop::new(SelectorEventLoop::create()?))
+    }
+
+    /// A new loop, unwrapped, for platform loops that embed it.
+    pub fn create() -> Result<SelectorEventLoop, Error> {
+        let poller = Poller::new()?;
+        Ok(SelectorEventLoop {
+            shared: Arc::new(Shared::new(poller)),
+            timers: RefCell::new(TimerHeap::new()),
+            tasks: RefCell::new(Slab::new()),
+            io: RefCell::new(IoRegistry::default()),
+            events: RefCell::new(Events::with_capacity(
+                NonZeroUsize::new(1024).expect("1024 is not zero"),
+            )),
+            running: Cell::new(false),
+            stopping: Cell::new(false),
+            closed: Cell::new(false),
+            debug: Cell::new(aio_events::debug_from_env()),
+            exception_handler: RefCell::new(None),
+            executor: RefCell::new(None),
+            executor_shutdown: Cell::new(false),
+        })
+    }
+
+    /// Watches `raw` in `direction` (the common part of `add_reader` and
+    /// `add_writer`; on Windows, `raw` is a socket).
+    pub fn add_source(
+        &self,
+        raw: RawSource,
+        writable: bool,
+        callback: Box<dyn FnMut()>,
+    ) -> Result<(), Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let direction = if writable {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        self.io
+            .borrow_mut()
+            .add(&self.shared.poller, raw, direction, callback)
+            .map_err(Error::from)
+    }
+
+    /// Stops watching `raw` in one direction; `false` if it was not watched.
+    pub fn remove_source(&self, raw: RawSource, writable: bool) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        let direction = if writable {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        self.io.borrow_mut().remove(&self.shared.poller, raw, direction)
+    }
+
+    /// Wakes the loop from another thread's point of view: used by signal
+    /// delivery in the platform loops.
+    pub fn wake(&self) {
+        let _ = self.shared.poller.notify();
+    }
+
+    fn run_once(&self, this: &EventLoop) {
+        let ready_now = self.stopping.get() || self.shared.ready_len() > 0 || self.shared.remote_pending();
+        let timeout = {
+            let mut timers = self.timers.borrow_mut();
+            timers.purge_cancelled();
+            if ready_now {
+                Some(Duration::ZERO)
+            } else {
+                timers.next_deadline().map(|deadline| {
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(MAXIMUM_SELECT_TIMEOUT)
+                })
+            }
+        };
+        let has_io = !self.io.borrow().is_empty();
+        if timeout != Some(Duration::ZERO) || has_io {
+            self.poll(timeout);
+        }
+        self.shared.drain_remote();
+        self.dispatch_io_events();
+        self.move_due_timers();
+        let ntodo = self.shared.ready_len();
+        for _ in 0..ntodo {
+            let Some(entry) = self.shared.pop_local() else {
+                break;
+            };
+            self.run_entry(entry, this);
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        let blocking = timeout != Some(Duration::ZERO);
+        let timeout = if blocking && !self.shared.enter_sleep() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let mut events = self.events.borrow_mut();
+        events.clear();
+        let result = self.shared.poller.wait(&mut events, timeout);
+        if blocking {
+            self.shared.leave_sleep();
+        }
+        if let Err(err) = result {
+            log::error!("polling for I/O failed: {err}");
+        }
+    }
+
+    fn dispatch_io_events(&self) {
+        let events = self.events.borrow();
+        if events.is_empty() {
+            return;
+        }
+        let io = self.io.borrow();
+        for event in events.iter() {
+            let (reader, writer) = io.ready_callbacks(event.key, event.readable, event.writable);
+            for callback in reader.into_iter().chain(writer) {
+                self.shared.push_local(Ready::Io(callback));
+            }
+        }
+    }
+
+    fn move_due_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return;
+        }
+        let end = Instant::now() + CLOCK_RESOLUTION;
+        while let Some(handle) = timers.pop_due(end) {
+            self.shared.push_local(Ready::Callback(handle));
+        }
+    }
+
+    fn run_entry(&self, entry: Ready, this: &EventLoop) {
+        let started = self.debug.get().then(Instant::now);
+        let name: &'static str = match entry {
+            Ready::Callback(handle) => {
+                let name = handle.name();
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+                    self.report_panic(this, name, &*payload);
+                }
+                name
+            }
+            Ready::Task(task) => {
+                let key = task.key();
+                let name = task.name();
+                if task.run(this) {
+                    self.tasks.borrow_mut().try_remove(key);
+                }
+                name
+            }
+            Ready::Io(callback) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
+                    self.report_panic(this, "an I/O callback", &*payload);
+                }
+                "an I/O callback"
+            }
+            Ready::Remote(callback) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(callback)) {
+                    self.report_panic(this, "a call_soon_threadsafe callback", &*payload);
+                }
+                "a call_soon_threadsafe callback"
+            }
+            Ready::Stop => {
+                self.stopping.set(true);
+                "stop"
+            }
+        };
+        if let Some(started) = started {
+            let took = started.elapsed();
+            if took >= SLOW_CALLBACK_DURATION {
+                log::warn!("Executing {name} took {:.3} seconds", took.as_secs_f64());
+            }
+        }
+    }
+
+    fn report_panic(&self, this: &EventLoop, name: &str, payload: &(dyn std::any::Any + Send)) {
+        this.call_exception_handler(
+            ExceptionContext::new(format!("Exception in callback {name}"))
+                .with_exception(panic_message(payload))
+                .with_handle(name),
+        );
+    }
+
+    /// Everything `close` and `Drop` share: drop queued work, end pending
+    /// tasks, release the poller's registrations and the executor.
+    fn shut(&self, this: Option<&EventLoop>) {
+        self.closed.set(true);
+        self.shared.close();
+        self.shared.clear_local();
+        self.timers.borrow_mut().clear();
+        let pending: Vec<TaskRef> = self.tasks.borrow_mut().drain().collect();
+        for task in pending {
+            task.abandon(this);
+        }
+        // Abandoned tasks may have woken others; drop those entries too.
+        self.shared.clear_local();
+        self.io.borrow_mut().clear(&self.shared.poller);
+        self.executor_shutdown.set(true);
+        if let Some(mut executor) = self.executor.borrow_mut().take() {
+            executor.shutdown_nowait();
+        }
+    }
+}
+
+impl AbstractEventLoop for SelectorEventLoop {
+    fn call_soon(&self, handle: Handle) -> Result<(), Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        self.shared.push_local(Ready::Callback(handle));
+        Ok(())
+    }
+
+    fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        Ok(self.timers.borrow_mut().push(when, handle))
+    }
+
+    fn run_forever(&self, this: &EventLoop) -> Result<(), Error> {
+        struct Running<'a>(&'a SelectorEventLoop);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+                self.0.stopping.set(false);
+            }
+        }
+        self.running.set(true);
+        let _running = Running(self);
+        loop {
+            self.run_once(this);
+            if self.stopping.get() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.stopping.set(true);
+    }
+
+    fn close(&self, this: &EventLoop) -> Result<(), Error> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        self.shut(Some(this));
+        Ok(())
+    }
+
+    fn is_running(&self) -> bool {
+        self.running.get()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    fn scheduler(&self) -> Arc<dyn Scheduler> {
+        self.shared.clone()
+    }
+
+    fn spawn(&self, task: TaskRef) -> Result<(), Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let key = self.tasks.borrow_mut().insert(task.clone());
+        task.set_key(key);
+        // New tasks start scheduled; their first step is queued here.
+        self.shared.push_local(Ready::Task(task));
+        Ok(())
+    }
+
+    fn all_tasks(&self) -> Vec<TaskRef> {
+        self.tasks.borrow().iter().map(|(_, task)| task.clone()).collect()
+    }
+
+    fn threadsafe(&self) -> ThreadsafeLoop {
+        ThreadsafeLoop::new(self.shared.clone())
+    }
+
+    fn set_debug(&self, enabled: bool) {
+        self.debug.set(enabled);
+    }
+
+    fn get_debug(&self) -> bool {
+        self.debug.get()
+    }
+
+    fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.exception_handler.borrow_mut() = handler;
+    }
+
+    fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.exception_handler.borrow().clone()
+    }
+
+    fn run_in_executor(&self, job: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        if self.executor_shutdown.get() {
+            return Err(Error::new(
+                aio_events::ErrorKind::Closed,
+                "Executor shutdown has been called",
+            ));
+        }
+        self.executor
+            .borrow_mut()
+            .get_or_insert_with(|| ThreadPool::new(ThreadPool::default_max_threads()))
+            .submit(job)
+    }
+
+    fn shutdown_default_executor(&self, timeout: Duration) -> Result<(), Error> {
+        self.executor_shutdown.set(true);
+        let executor = self.executor.borrow_mut().take();
+        if let Some(mut executor) = executor
+            && !executor.shutdown(timeout)
+        {
+            log::warn!(
+                "The executor did not finish joining its threads within {} seconds.",
+                timeout.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn add_reader(&self, fd: std::os::fd::RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        self.add_source(fd, false, callback)
+    }
+
+    #[cfg(unix)]
+    fn remove_reader(&self, fd: std::os::fd::RawFd) -> bool {
+        self.remove_source(fd, false)
+    }
+
+    #[cfg(unix)]
+    fn add_writer(&self, fd: std::os::fd::RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        self.add_source(fd, true, callback)
+    }
+
+    #[cfg(unix)]
+    fn remove_writer(&self, fd: std::os::fd::RawFd) -> bool {
+        self.remove_source(fd, true)
+    }
+
+    fn type_name(&self) -> &'static str {
+        "SelectorEventLoop"
+    }
+}
+
+impl Drop for SelectorEventLoop {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            self.shut(None);
+        }
+    }
+}
+
+impl fmt::Debug for SelectorEventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectorEventLoop")
+            .field("running", &self.running.get())
+            .field("closed", &self.closed.get())
+            .field("debug", &self.debug.get())
+            .field("timers", &self.timers.borrow().len())
+            .field("tasks", &self.tasks.borrow().len())
+            .finish()
+    }
+}
