@@ -40,7 +40,6 @@ pub trait Scheduler: Send + Sync + 'static {
 }
 
 const SCHEDULED: u32 = 1 << 0;
-const RUNNING: u32 = 1 << 1;
 const COMPLETE: u32 = 1 << 2;
 const CANCEL_REQUESTED: u32 = 1 << 3;
 const CANCELLED: u32 = 1 << 4;
@@ -116,16 +115,16 @@ impl<F: Future + 'static> TaskCell<F> {
     unsafe fn wake_waker(ptr: *const ()) {
         // SAFETY: the waker owns one strong count, which `from_raw` takes over.
         let task = unsafe { Arc::from_raw(ptr.cast::<Self>()) };
-        Self::wake(task);
+        // Schedule a clone while our count keeps the task (and with it the
+        // scheduler) alive; ours is released after.
+        task.wake_by_ref();
     }
 
     unsafe fn wake_by_ref_waker(ptr: *const ()) {
         // SAFETY: the waker holds a strong count for the duration of the call;
         // `ManuallyDrop` keeps us from releasing it.
         let task = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Self>()) });
-        if task.needs_scheduling() {
-            Self::wake(Arc::clone(&task));
-        }
+        task.wake_by_ref();
     }
 
     unsafe fn drop_waker(ptr: *const ()) {
@@ -133,13 +132,13 @@ impl<F: Future + 'static> TaskCell<F> {
         unsafe { Arc::decrement_strong_count(ptr.cast::<Self>()) };
     }
 
-    fn needs_scheduling(&self) -> bool {
-        self.state.load(Ordering::Acquire) & (SCHEDULED | COMPLETE) == 0
-    }
-
-    /// Marks the task scheduled and hands it to the scheduler, unless it is
-    /// scheduled already or done.
-    fn wake(self: Arc<Self>) {
+    /// Marks the task scheduled and hands a new reference to the scheduler,
+    /// unless it is scheduled already or done.
+    ///
+    /// The caller's reference keeps the task, and so the scheduler it holds,
+    /// alive for the whole call: the scheduler may drop the reference it is
+    /// given (a closed loop does) without pulling itself from under its feet.
+    fn wake_by_ref(self: &Arc<Self>) {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
             if state & (SCHEDULED | COMPLETE) != 0 {
@@ -155,8 +154,7 @@ impl<F: Future + 'static> TaskCell<F> {
                 Err(actual) => state = actual,
             }
         }
-        let scheduler = Arc::clone(&self.scheduler);
-        scheduler.schedule(TaskRef(self));
+        self.scheduler.schedule(TaskRef(Arc::clone(self) as Arc<dyn RawTask>));
     }
 
     /// # Safety
@@ -213,7 +211,7 @@ impl<F: Future + 'static> TaskCell<F> {
 
 impl<F: Future + 'static> RawTask for TaskCell<F> {
     fn wake_arc(self: Arc<Self>) {
-        Self::wake(self);
+        self.wake_by_ref();
     }
 
     fn run(self: Arc<Self>, event_loop: &EventLoop) -> bool {
@@ -234,7 +232,6 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         let Stage::Running(future) = (unsafe { self.stage() }) else {
             return false;
         };
-        self.state.fetch_or(RUNNING, Ordering::AcqRel);
         // A borrowed waker: no reference-count traffic per poll.
         let raw = RawWaker::new(Arc::as_ptr(&self).cast::<()>(), &Self::VTABLE);
         // SAFETY: the vtable's functions uphold the `RawWaker` contract for a
@@ -246,7 +243,6 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         // moved out until it is dropped in place by `drop_future`/`finish`.
         let pinned = unsafe { Pin::new_unchecked(future) };
         let polled = catch_unwind(AssertUnwindSafe(|| pinned.poll(&mut cx)));
-        self.state.fetch_and(!RUNNING, Ordering::AcqRel);
         match polled {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(output)) => {
@@ -349,7 +345,7 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
         let requested = RawTask::cancel(&*self);
         if requested {
             // Cancellation must reach a task asleep on anything: queue a step.
-            Self::wake(self);
+            self.wake_by_ref();
         }
         requested
     }

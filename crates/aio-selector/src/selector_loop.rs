@@ -139,7 +139,9 @@ impl SelectorEventLoop {
         let ready_now = self.stopping.get() || self.shared.ready_len() > 0 || self.shared.remote_pending();
         let timeout = {
             let mut timers = self.timers.borrow_mut();
-            timers.purge_cancelled();
+            if !timers.is_empty() {
+                timers.purge_cancelled();
+            }
             if ready_now {
                 Some(Duration::ZERO)
             } else {
@@ -150,12 +152,16 @@ impl SelectorEventLoop {
                 })
             }
         };
-        let has_io = !self.io.borrow().is_empty();
-        if timeout != Some(Duration::ZERO) || has_io {
-            self.poll(timeout);
+        // The poll-skip rule (module docs): with no fd registered, a
+        // zero-timeout poll could only report our own wake-up, whose flag
+        // `remote_pending` is read below anyway.
+        let polled = (timeout != Some(Duration::ZERO) || !self.io.borrow().is_empty()) && self.poll(timeout);
+        if self.shared.remote_pending() {
+            self.shared.drain_remote();
         }
-        self.shared.drain_remote();
-        self.dispatch_io_events();
+        if polled {
+            self.dispatch_io_events();
+        }
         self.move_due_timers();
         let ntodo = self.shared.ready_len();
         for _ in 0..ntodo {
@@ -166,7 +172,8 @@ impl SelectorEventLoop {
         }
     }
 
-    fn poll(&self, timeout: Option<Duration>) {
+    /// Polls the OS; `true` when events may have been collected.
+    fn poll(&self, timeout: Option<Duration>) -> bool {
         let blocking = timeout != Some(Duration::ZERO);
         let timeout = if blocking && !self.shared.enter_sleep() {
             Some(Duration::ZERO)
@@ -179,8 +186,12 @@ impl SelectorEventLoop {
         if blocking {
             self.shared.leave_sleep();
         }
-        if let Err(err) = result {
-            log::error!("polling for I/O failed: {err}");
+        match result {
+            Ok(count) => count > 0,
+            Err(err) => {
+                log::error!("polling for I/O failed: {err}");
+                false
+            }
         }
     }
 
