@@ -52,7 +52,13 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn crates_directory_holds_exactly_the_layers() {
     let mut found: Vec<String> = fs::read_dir(workspace_root().join("crates"))
         .expect("crates/ exists")
-        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     found.sort();
     assert_eq!(
@@ -92,7 +98,12 @@ fn middle_layers_depend_only_on_the_abstract_layer() {
 fn platform_crates_do_not_know_each_other() {
     assert_eq!(
         workspace_deps("aio-unix"),
-        set(&["aio-base-policy", "aio-child-watchers", "aio-events", "aio-selector"])
+        set(&[
+            "aio-base-policy",
+            "aio-child-watchers",
+            "aio-events",
+            "aio-selector"
+        ])
     );
     assert_eq!(
         workspace_deps("aio-windows"),
@@ -111,7 +122,10 @@ fn no_layer_depends_on_the_facade() {
         "aio-unix",
         "aio-windows",
     ] {
-        assert!(!workspace_deps(krate).contains("aio"), "{krate} depends on the facade");
+        assert!(
+            !workspace_deps(krate).contains("aio"),
+            "{krate} depends on the facade"
+        );
     }
 }
 
@@ -126,7 +140,10 @@ fn platform_crates_are_cfg_gated() {
     ] {
         let lib = workspace_root().join("crates").join(krate).join("src/lib.rs");
         let text = fs::read_to_string(&lib).expect("lib.rs exists");
-        assert!(text.lines().any(|line| line.trim() == gate), "{krate} lacks {gate}");
+        assert!(
+            text.lines().any(|line| line.trim() == gate),
+            "{krate} lacks {gate}"
+        );
     }
 }
 
@@ -136,7 +153,13 @@ fn platform_crates_are_cfg_gated() {
 fn facade_is_docs_reexports_and_the_runner() {
     let mut files: Vec<String> = fs::read_dir(workspace_root().join("crates/aio/src"))
         .expect("crates/aio/src exists")
-        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     files.sort();
     assert_eq!(files, ["lib.rs", "runner.rs"]);

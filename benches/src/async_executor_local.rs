@@ -1,0 +1,199 @@
+//! The workloads on async-executor's `LocalExecutor`, driven by
+//! `async_io::block_on` (smol's single-threaded setup), with `async_io::Timer`
+//! for sleeping.
+//!
+//! Each run makes a fresh executor; only the `block_on` call is timed. The
+//! workload's body runs as a spawned task, as aio's main coroutine runs as a
+//! task under `run_until_complete`. The executor is shared through an `Rc`
+//! because tasks that spawn tasks need to reach it.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_executor::{Executor, LocalExecutor};
+use async_io::Timer;
+
+use crate::live_bytes::LiveBytes;
+use crate::{
+    BoxError, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD, Workload, countdown,
+    parked_task, poll_each_once,
+};
+
+type Local = Rc<LocalExecutor<'static>>;
+
+pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    let executor: Local = Rc::new(LocalExecutor::new());
+    let measurement = match workload {
+        Workload::CallSoonChain => call_soon_chain(&executor, count),
+        Workload::Yield => yield_now(&executor, count),
+        Workload::SpawnAwait => spawn_await(&executor, count),
+        Workload::Timers => timers(&executor, count),
+        // A `LocalExecutor` cannot be reached from another thread at all.
+        Workload::Threadsafe => threadsafe(count),
+        Workload::TaskBytes => task_bytes(&executor, count),
+        Workload::TimerBytes => timer_bytes(&executor, count),
+    };
+    Ok(measurement)
+}
+
+/// Times `block_on(executor.run(task))` of a task running `main`.
+fn run_timed<F>(executor: &Local, main: F) -> (F::Output, Duration)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let start = Instant::now();
+    let output = async_io::block_on(executor.run(executor.spawn(main)));
+    (output, start.elapsed())
+}
+
+/// async-executor has no callbacks, so the chain is of tasks: `links`
+/// detached tasks, each spawning the next; the last ticks the countdown the
+/// driver awaits.
+fn call_soon_chain(executor: &Local, links: u64) -> Measurement {
+    fn link(executor: &Local, remaining: u64) {
+        if remaining <= 1 {
+            countdown::tick();
+            return;
+        }
+        let next = Rc::clone(executor);
+        executor.spawn(async move { link(&next, remaining - 1) }).detach();
+    }
+
+    countdown::arm(1);
+    let first = Rc::clone(executor);
+    let start = Instant::now();
+    async_io::block_on(executor.run(async move {
+        link(&first, links);
+        countdown::finished().await;
+    }));
+    Measurement::timed(start.elapsed(), links)
+}
+
+/// One task awaiting `futures_lite::future::yield_now`, `yields` times.
+fn yield_now(executor: &Local, yields: u64) -> Measurement {
+    let ((), elapsed) = run_timed(executor, async move {
+        for _ in 0..yields {
+            futures_lite::future::yield_now().await;
+        }
+    });
+    Measurement::timed(elapsed, yields)
+}
+
+/// `tasks` trivial tasks, spawned and awaited in batches.
+fn spawn_await(executor: &Local, tasks: u64) -> Measurement {
+    let spawner = Rc::clone(executor);
+    let (sum, elapsed) = run_timed(executor, async move {
+        let mut batch = Vec::with_capacity(SPAWN_BATCH as usize);
+        let mut sum = 0u64;
+        let mut next = 0;
+        while next < tasks {
+            let end = tasks.min(next + SPAWN_BATCH);
+            batch.extend((next..end).map(|i| spawner.spawn(async move { i })));
+            for task in batch.drain(..) {
+                sum += task.await;
+            }
+            next = end;
+        }
+        sum
+    });
+    std::hint::black_box(sum);
+    Measurement::timed(elapsed, tasks)
+}
+
+/// `timers` tasks awaiting `async_io::Timer::after` for pseudo-random delays
+/// up to `TIMER_SPREAD`, all awaited.
+fn timers(executor: &Local, timers: u64) -> Measurement {
+    let spawner = Rc::clone(executor);
+    let ((), elapsed) = run_timed(executor, async move {
+        let mut lcg = Lcg::new();
+        let sleepers: Vec<_> = (0..timers)
+            .map(|_| spawner.spawn(Timer::after(lcg.delay_up_to(TIMER_SPREAD))))
+            .collect();
+        for sleeper in sleepers {
+            sleeper.await;
+        }
+    });
+    Measurement::timed(elapsed, timers)
+}
+
+/// `callbacks` posted from a std thread by spawning onto a shared, `Arc`'d
+/// `Executor` (the thread-safe sibling of `LocalExecutor`, run here by the
+/// main thread alone): like `call_soon_threadsafe`, a push onto a shared
+/// queue plus a wake-up of the thread that drives it. Each posted task ticks
+/// the countdown on the driving thread.
+fn threadsafe(callbacks: u64) -> Measurement {
+    let executor = Arc::new(Executor::new());
+    countdown::arm(callbacks);
+    let remote = Arc::clone(&executor);
+    let start = Instant::now();
+    let poster = std::thread::spawn(move || {
+        for _ in 0..callbacks {
+            remote
+                .spawn(async {
+                    countdown::tick();
+                })
+                .detach();
+        }
+    });
+    async_io::block_on(executor.run(countdown::finished()));
+    let elapsed = start.elapsed();
+    // The poster only spawns; it has nothing that could panic.
+    poster.join().expect("the posting thread panicked");
+    Measurement::timed(elapsed, callbacks)
+}
+
+/// Live bytes per task parked on a future that never completes.
+fn task_bytes(executor: &Local, tasks: u64) -> Measurement {
+    let spawner = Rc::clone(executor);
+    let (bytes_per_task, elapsed) = run_timed(executor, async move {
+        // One task through the same path first, so that whatever the executor
+        // allocates once, lazily, is not charged to the measured tasks.
+        countdown::arm(1);
+        let warm_up = spawner.spawn(parked_task());
+        countdown::finished().await;
+
+        let mut parked = Vec::with_capacity(tasks as usize);
+        countdown::arm(tasks);
+        let probe = LiveBytes::open();
+        parked.extend((0..tasks).map(|_| spawner.spawn(parked_task())));
+        countdown::finished().await;
+        let bytes_per_task = probe.bytes_per(tasks);
+        drop(probe);
+
+        // Dropping an async-executor task cancels it.
+        drop(parked);
+        drop(warm_up);
+        bytes_per_task
+    });
+    Measurement::weighed(elapsed, tasks, bytes_per_task)
+}
+
+/// Live bytes per `async_io::Timer`, boxed and polled once so that it is
+/// registered with the reactor.
+fn timer_bytes(executor: &Local, timers: u64) -> Measurement {
+    let (bytes_per_timer, elapsed) = run_timed(executor, async move {
+        let mut warm_up = [Box::pin(Timer::after(PARKED_TIMER_DELAY))];
+        poll_each_once(&mut warm_up).await;
+        drop(warm_up);
+
+        let mut lcg = Lcg::new();
+        let mut sleeps = Vec::with_capacity(timers as usize);
+        let probe = LiveBytes::open();
+        sleeps.extend((0..timers).map(|_| {
+            Box::pin(Timer::after(
+                PARKED_TIMER_DELAY + lcg.delay_up_to(PARKED_TIMER_DELAY),
+            ))
+        }));
+        poll_each_once(&mut sleeps).await;
+        // One real wait: async-io queues new timers and moves them into its
+        // timer map only when the reactor next runs, and they must be in
+        // before they are weighed.
+        Timer::after(Duration::from_millis(1)).await;
+        let bytes_per_timer = probe.bytes_per(timers);
+        drop(probe);
+        bytes_per_timer
+    });
+    Measurement::weighed(elapsed, timers, bytes_per_timer)
+}

@@ -1,0 +1,88 @@
+//! `aio-bench <runtime> <workload> [--quick]`: runs one workload once, in
+//! this process, on one runtime, and prints one line for `cargo xtask bench`:
+//!
+//! ```text
+//! workload=<name> runtime=<rt> ns=<elapsed total nanoseconds> ops=<count>[ bytes_per_op=<n>]
+//! ```
+//!
+//! `aio-bench --list` prints the workload names, one a line. `--quick`
+//! divides the timed workloads' counts by ten.
+//!
+//! # How each workload maps onto each runtime
+//!
+//! aio runs on a fresh `SelectorEventLoop`; tokio on a current-thread runtime
+//! (`enable_all`) with a `LocalSet`; async-executor on a `LocalExecutor`
+//! driven by `async_io::block_on`. In the peers the workload's body runs as a
+//! spawned task, as aio's main coroutine does under `run_until_complete`.
+//!
+//! | workload | aio | tokio | async-executor |
+//! |---|---|---|---|
+//! | `call_soon_chain` (1 M) | callbacks, each `call_soon`-ing the next; the last calls `stop()`; timed `run_forever` | tokio has no callbacks: local tasks, each `spawn_local`-ing the next | no callbacks: tasks, each `spawn`-ing the next (detached) |
+//! | `yield` (1 M) | `aio::sleep(ZERO).await` in one task | `tokio::task::yield_now().await` | `futures_lite::future::yield_now().await` |
+//! | `spawn_await` (200 k) | `aio::create_task`, 1,000 at a time, each batch awaited | `spawn_local` + `JoinHandle` | `LocalExecutor::spawn` + `Task` |
+//! | `timers` (100 k) | tasks in `aio::sleep(0–10 ms)`, all awaited | `tokio::time::sleep` | `async_io::Timer::after` |
+//! | `threadsafe` (200 k) | `ThreadsafeLoop::call_soon_threadsafe` from a std thread; `run_forever` until the last stops it | `runtime::Handle::spawn` from a std thread (push + driver wake-up) | `spawn` on an `Arc<Executor>` from a std thread (a `LocalExecutor` cannot be reached from another thread) |
+//! | `task_bytes` (10 k) | live bytes per task parked on `pending()` | `spawn_local` | `LocalExecutor::spawn` |
+//! | `timer_bytes` (10 k) | live bytes per boxed `aio::sleep(1 h+)` polled once | boxed `tokio::time::Sleep` | boxed `async_io::Timer` |
+//!
+//! The counted events of `call_soon_chain` and `threadsafe` tick a
+//! thread-local countdown, so no runtime pays for an atomic or a channel the
+//! others do not. Memory is weighed by the crate's counting global allocator
+//! (the system allocator plus a running total), switched on only while
+//! weighing.
+
+use std::process::ExitCode;
+
+use aio_benches::{Runtime, Workload};
+
+const USAGE: &str = "usage: aio-bench <runtime> <workload> [--quick]
+       aio-bench --list
+runtimes: aio, tokio, async-executor";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        for workload in Workload::ALL {
+            println!("{workload}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let positional: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| *arg != "--quick")
+        .collect();
+    let [runtime, workload] = positional[..] else {
+        eprintln!("aio-bench: expected a runtime and a workload\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let Some(runtime) = Runtime::from_name(runtime) else {
+        eprintln!("aio-bench: unknown runtime `{runtime}`\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let Some(workload) = Workload::from_name(workload) else {
+        let known: Vec<&str> = Workload::ALL.iter().map(|workload| workload.name()).collect();
+        eprintln!(
+            "aio-bench: unknown workload `{workload}`; known: {}",
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+
+    match runtime.measure(workload, quick) {
+        Ok(measurement) => {
+            println!("{}", measurement.line(workload, runtime));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("aio-bench: {workload} on {runtime} failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

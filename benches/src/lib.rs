@@ -1,0 +1,90 @@
+//! The workloads behind `cargo xtask bench`: the same small programs written
+//! for aio's selector loop and for two peers, tokio's current-thread runtime
+//! (on a `LocalSet`) and async-executor's `LocalExecutor` (on
+//! `async_io::block_on`), so that every aio figure is read as a ratio to a
+//! peer measured on the same machine in the same run.
+//!
+//! **Place in the stack.** On top of everything: this crate uses aio only
+//! through the facade, as a user program would, and nothing depends on it.
+//! `xtask` runs its binary, `aio-bench`, once per measurement, each run in a
+//! fresh process so that no runtime inherits another's heap or caches.
+//!
+//! | workload          | count  | what is timed or weighed |
+//! |-------------------|--------|--------------------------|
+//! | `call_soon_chain` | 1 M    | callbacks (aio) or tasks (peers), each scheduling the next |
+//! | `yield`           | 1 M    | one task yielding to its scheduler |
+//! | `spawn_await`     | 200 k  | spawn 1,000 trivial tasks, await them all, repeat |
+//! | `timers`          | 100 k  | concurrent tasks sleeping 0–10 ms (deterministic LCG) |
+//! | `threadsafe`      | 200 k  | callbacks posted from another thread, counted on the loop |
+//! | `task_bytes`      | 10 k   | live heap bytes per parked task |
+//! | `timer_bytes`     | 10 k   | live heap bytes per registered, pending sleep |
+//!
+//! How each workload maps onto each runtime is written at the top of
+//! `src/bin/aio-bench.rs` and next to the code in the three runtime modules.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use aio_benches::{Runtime, Workload};
+//!
+//! let measurement = Runtime::Aio.measure(Workload::Yield, true)?;
+//! println!("{}", measurement.line(Workload::Yield, Runtime::Aio));
+//! # Ok::<(), aio_benches::BoxError>(())
+//! ```
+
+mod aio_loop;
+mod async_executor_local;
+pub mod countdown;
+pub mod live_bytes;
+mod tokio_current_thread;
+mod workload;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+pub use workload::{Lcg, Measurement, Runtime, Workload};
+
+/// What a workload returns when a runtime refuses to run it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The global allocator of every binary linking this crate: the system
+/// allocator, counting live bytes while a [`live_bytes::LiveBytes`] probe is
+/// open. Declared here rather than in the binary so that the runtime modules
+/// can open probes.
+#[global_allocator]
+static ALLOCATOR: live_bytes::CountingAllocator = live_bytes::CountingAllocator;
+
+/// Tasks in the spawn-then-await batches of `spawn_await`.
+pub const SPAWN_BATCH: u64 = 1_000;
+
+/// `timers` sleeps between zero and this long.
+pub const TIMER_SPREAD: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How far in the future `timer_bytes` sets its timers: far enough that none
+/// fires while it weighs them.
+pub const PARKED_TIMER_DELAY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// A task that counts its first poll on the [`countdown`] and then never
+/// completes: what `task_bytes` parks by the thousand.
+pub async fn parked_task() {
+    countdown::tick();
+    std::future::pending::<()>().await;
+}
+
+/// Polls every future of `futures` once, with the calling task's waker, and
+/// completes: it registers thousands of timers without awaiting any of them.
+pub async fn poll_each_once<F>(futures: &mut [Pin<Box<F>>])
+where
+    F: Future + ?Sized,
+{
+    std::future::poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            // A future that happens to be ready is simply done; the caller
+            // only cares that each one has been registered.
+            let _ = future.as_mut().poll(cx);
+        }
+        Poll::Ready(())
+    })
+    .await;
+}

@@ -1,0 +1,188 @@
+//! The workloads on tokio's current-thread runtime with a `LocalSet`: tokio's
+//! nearest match to a single-threaded event loop running `!Send` tasks.
+//!
+//! Each run builds a fresh runtime; only `LocalSet::block_on` is timed. The
+//! workload's body runs as a spawned local task, as aio's main coroutine
+//! runs as a task under `run_until_complete`, so that both are woken through
+//! their scheduler rather than one of them being polled directly by the
+//! driver.
+
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio::task::LocalSet;
+
+use crate::live_bytes::LiveBytes;
+use crate::{
+    BoxError, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD, Workload, countdown,
+    parked_task, poll_each_once,
+};
+
+pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = LocalSet::new();
+    match workload {
+        Workload::CallSoonChain => call_soon_chain(&runtime, &local, count),
+        Workload::Yield => yield_now(&runtime, &local, count),
+        Workload::SpawnAwait => spawn_await(&runtime, &local, count),
+        Workload::Timers => timers(&runtime, &local, count),
+        Workload::Threadsafe => threadsafe(&runtime, &local, count),
+        Workload::TaskBytes => task_bytes(&runtime, &local, count),
+        Workload::TimerBytes => timer_bytes(&runtime, &local, count),
+    }
+}
+
+/// Times `local.block_on` of a local task running `main`.
+fn run_timed<F>(runtime: &Runtime, local: &LocalSet, main: F) -> Result<(F::Output, Duration), BoxError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let start = Instant::now();
+    let main = local.spawn_local(main);
+    let output = local.block_on(runtime, main)?;
+    Ok((output, start.elapsed()))
+}
+
+/// tokio has no callbacks, so the chain is of tasks: `links` local tasks,
+/// each spawning the next; the last ticks the countdown the driver awaits.
+fn call_soon_chain(runtime: &Runtime, local: &LocalSet, links: u64) -> Result<Measurement, BoxError> {
+    fn link(remaining: u64) {
+        if remaining <= 1 {
+            countdown::tick();
+            return;
+        }
+        // Detached: dropping a JoinHandle does not cancel the task.
+        drop(tokio::task::spawn_local(async move { link(remaining - 1) }));
+    }
+
+    countdown::arm(1);
+    let start = Instant::now();
+    local.block_on(runtime, async move {
+        drop(tokio::task::spawn_local(async move { link(links) }));
+        countdown::finished().await;
+    });
+    Ok(Measurement::timed(start.elapsed(), links))
+}
+
+/// One task awaiting `tokio::task::yield_now`, `yields` times.
+fn yield_now(runtime: &Runtime, local: &LocalSet, yields: u64) -> Result<Measurement, BoxError> {
+    let ((), elapsed) = run_timed(runtime, local, async move {
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
+    })?;
+    Ok(Measurement::timed(elapsed, yields))
+}
+
+/// `tasks` trivial local tasks, spawned and awaited in batches.
+fn spawn_await(runtime: &Runtime, local: &LocalSet, tasks: u64) -> Result<Measurement, BoxError> {
+    let (sum, elapsed) = run_timed(runtime, local, async move {
+        let mut batch = Vec::with_capacity(SPAWN_BATCH as usize);
+        let mut sum = 0u64;
+        let mut next = 0;
+        while next < tasks {
+            let end = tasks.min(next + SPAWN_BATCH);
+            batch.extend((next..end).map(|i| tokio::task::spawn_local(async move { i })));
+            for task in batch.drain(..) {
+                sum += task.await?;
+            }
+            next = end;
+        }
+        Ok::<u64, tokio::task::JoinError>(sum)
+    })?;
+    std::hint::black_box(sum?);
+    Ok(Measurement::timed(elapsed, tasks))
+}
+
+/// `timers` local tasks in `tokio::time::sleep` for pseudo-random delays up
+/// to `TIMER_SPREAD`, all awaited.
+fn timers(runtime: &Runtime, local: &LocalSet, timers: u64) -> Result<Measurement, BoxError> {
+    let (result, elapsed) = run_timed(runtime, local, async move {
+        let mut lcg = Lcg::new();
+        let sleepers: Vec<_> = (0..timers)
+            .map(|_| tokio::task::spawn_local(tokio::time::sleep(lcg.delay_up_to(TIMER_SPREAD))))
+            .collect();
+        for sleeper in sleepers {
+            sleeper.await?;
+        }
+        Ok::<(), tokio::task::JoinError>(())
+    })?;
+    result?;
+    Ok(Measurement::timed(elapsed, timers))
+}
+
+/// `callbacks` posted from a std thread with `Handle::spawn`: tokio's way to
+/// hand work to a current-thread runtime from outside, and like
+/// `call_soon_threadsafe` a push onto a shared queue plus a wake-up of the
+/// driver. Each posted task ticks the countdown on the runtime's thread.
+fn threadsafe(runtime: &Runtime, local: &LocalSet, callbacks: u64) -> Result<Measurement, BoxError> {
+    countdown::arm(callbacks);
+    let remote = runtime.handle().clone();
+    let start = Instant::now();
+    let poster = std::thread::spawn(move || {
+        for _ in 0..callbacks {
+            drop(remote.spawn(async {
+                countdown::tick();
+            }));
+        }
+    });
+    local.block_on(runtime, countdown::finished());
+    let elapsed = start.elapsed();
+    poster.join().map_err(|_| "the posting thread panicked")?;
+    Ok(Measurement::timed(elapsed, callbacks))
+}
+
+/// Live bytes per local task parked on a future that never completes.
+fn task_bytes(runtime: &Runtime, local: &LocalSet, tasks: u64) -> Result<Measurement, BoxError> {
+    let (bytes_per_task, elapsed) = run_timed(runtime, local, async move {
+        // One task through the same path first, so that whatever the runtime
+        // allocates once, lazily, is not charged to the measured tasks.
+        countdown::arm(1);
+        let warm_up = tokio::task::spawn_local(parked_task());
+        countdown::finished().await;
+
+        let mut parked = Vec::with_capacity(tasks as usize);
+        countdown::arm(tasks);
+        let probe = LiveBytes::open();
+        parked.extend((0..tasks).map(|_| tokio::task::spawn_local(parked_task())));
+        countdown::finished().await;
+        let bytes_per_task = probe.bytes_per(tasks);
+        drop(probe);
+
+        for task in parked.iter().chain([&warm_up]) {
+            task.abort();
+        }
+        bytes_per_task
+    })?;
+    Ok(Measurement::weighed(elapsed, tasks, bytes_per_task))
+}
+
+/// Live bytes per `tokio::time::Sleep`, boxed and polled once so that it is
+/// registered with the timer wheel.
+fn timer_bytes(runtime: &Runtime, local: &LocalSet, timers: u64) -> Result<Measurement, BoxError> {
+    let (bytes_per_timer, elapsed) = run_timed(runtime, local, async move {
+        let mut warm_up = [Box::pin(tokio::time::sleep(PARKED_TIMER_DELAY))];
+        poll_each_once(&mut warm_up).await;
+        drop(warm_up);
+
+        let mut lcg = Lcg::new();
+        let mut sleeps = Vec::with_capacity(timers as usize);
+        let probe = LiveBytes::open();
+        sleeps.extend((0..timers).map(|_| {
+            Box::pin(tokio::time::sleep(
+                PARKED_TIMER_DELAY + lcg.delay_up_to(PARKED_TIMER_DELAY),
+            ))
+        }));
+        poll_each_once(&mut sleeps).await;
+        // One real wait, so that a runtime that registers timers lazily has
+        // taken them all in before they are weighed.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let bytes_per_timer = probe.bytes_per(timers);
+        drop(probe);
+        bytes_per_timer
+    })?;
+    Ok(Measurement::weighed(elapsed, timers, bytes_per_timer))
+}
