@@ -279,7 +279,7 @@ impl EventLoop {
         if self.0.is_closed() {
             return Err(Error::closed());
         }
-        let (task, task_ref) = crate::task::new_task(future, self.0.scheduler());
+        let (task, task_ref) = crate::task::new_task(future, self.0.scheduler(), self.downgrade());
         self.0.spawn(task_ref)?;
         Ok(task)
     }
@@ -396,6 +396,23 @@ impl EventLoop {
     }
 }
 
+impl EventLoop {
+    /// A handle that does not keep the loop alive.
+    pub(crate) fn downgrade(&self) -> WeakEventLoop {
+        WeakEventLoop(Rc::downgrade(&self.0))
+    }
+}
+
+/// A weak [`EventLoop`]: upgrades while the loop is alive.
+#[derive(Clone)]
+pub(crate) struct WeakEventLoop(std::rc::Weak<dyn AbstractEventLoop>);
+
+impl WeakEventLoop {
+    pub(crate) fn upgrade(&self) -> Option<EventLoop> {
+        self.0.upgrade().map(EventLoop)
+    }
+}
+
 impl PartialEq for EventLoop {
     fn eq(&self, other: &EventLoop) -> bool {
         std::ptr::addr_eq(Rc::as_ptr(&self.0), Rc::as_ptr(&other.0))
@@ -417,14 +434,18 @@ impl fmt::Debug for EventLoop {
     }
 }
 
-/// Calls `stop()` on its loop when dropped: `run_until_complete` wraps the
-/// future with it, so the loop stops however the task ends (output, panic,
-/// cancellation), as asyncio's `_run_until_complete_cb`.
+/// Stops its loop once the wrapped future is dropped: `run_until_complete`
+/// wraps the future with it, so the loop stops however the task ends (output,
+/// panic, cancellation), as asyncio's `_run_until_complete_cb`. Like that
+/// done callback, the stop is queued with `call_soon`, so steps the future
+/// queued in its last step (a task it created, say) still run first.
 struct StopOnDrop(EventLoop);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop();
+        let event_loop = self.0.clone();
+        // On a closed loop there is nothing left to stop.
+        let _ = self.0.call_soon(move || event_loop.stop());
     }
 }
 

@@ -53,7 +53,7 @@ pub use policy::{
     set_event_loop, set_event_loop_policy,
 };
 pub use running::{get_running_loop, try_get_running_loop};
-pub use task::{Scheduler, Task, TaskRef};
+pub use task::{RawTaskPtr, Scheduler, Task, TaskRef};
 
 /// Whether the `AIO_DEBUG` environment variable asks for debug mode (asyncio's
 /// `PYTHONASYNCIODEBUG`): set, non-empty and not `0`. New loops start in

@@ -28,15 +28,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use crate::event_loop::WeakEventLoop;
 use crate::event_loop::panic_message;
 use crate::{Error, ErrorKind, EventLoop, ExceptionContext};
 
 /// Where a task's wake-ups go: the loop's ready queue when woken on the loop's
 /// thread, its thread-safe queue (plus a wake-up of the poll) otherwise.
+///
+/// Each method is called at most once per wake-up: the task's state word
+/// already coalesces repeated wakes.
 pub trait Scheduler: Send + Sync + 'static {
-    /// Queues one step of `task`. Called at most once per wake-up: the task's
-    /// state word already coalesces repeated wakes.
-    fn schedule(&self, task: TaskRef);
+    /// Whether the caller runs on the loop's thread.
+    fn is_local(&self) -> bool;
+    /// Queues one step of the task the loop registered under `key` (see
+    /// [`TaskRef::set_key`]). Called only on the loop's thread; costs no
+    /// reference count, since the loop's task set owns the task.
+    fn schedule_local(&self, key: usize);
+    /// Queues one step of `task` from another thread.
+    fn schedule_remote(&self, task: TaskRef);
 }
 
 const SCHEDULED: u32 = 1 << 0;
@@ -77,7 +86,7 @@ unsafe impl<F: Future> Sync for TaskCell<F> {}
 
 /// The loop-facing, type-erased side of a task.
 trait RawTask: Send + Sync {
-    fn run(self: Arc<Self>, event_loop: &EventLoop) -> bool;
+    fn run(&self, event_loop: &EventLoop) -> bool;
     fn wake_arc(self: Arc<Self>);
     fn cancel(&self) -> bool;
     fn state(&self) -> u32;
@@ -93,7 +102,7 @@ trait JoinTarget<T> {
     fn take_output(&self) -> Option<Result<T, Failure>>;
     fn cancel(self: Arc<Self>) -> bool;
     fn state(&self) -> u32;
-    fn release_handle(&self);
+    fn release_handle(&self, event_loop: Option<EventLoop>);
     fn name(&self) -> &'static str;
 }
 
@@ -154,7 +163,18 @@ impl<F: Future + 'static> TaskCell<F> {
                 Err(actual) => state = actual,
             }
         }
-        self.scheduler.schedule(TaskRef(Arc::clone(self) as Arc<dyn RawTask>));
+        if self.scheduler.is_local() {
+            self.scheduler.schedule_local(self.key.get());
+        } else {
+            self.scheduler
+                .schedule_remote(TaskRef(Arc::clone(self) as Arc<dyn RawTask>));
+        }
+    }
+
+    /// Whether no step of the task is queued: the loop may then forget the
+    /// task's key, which a queued local step would still name.
+    fn no_step_queued(&self) -> bool {
+        self.state.load(Ordering::Acquire) & SCHEDULED == 0
     }
 
     /// # Safety
@@ -214,10 +234,12 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         self.wake_by_ref();
     }
 
-    fn run(self: Arc<Self>, event_loop: &EventLoop) -> bool {
+    fn run(&self, event_loop: &EventLoop) -> bool {
         let previous = self.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if previous & COMPLETE != 0 {
-            return false;
+            // A step queued before the task completed: now nothing refers to
+            // the task's key any more.
+            return true;
         }
         if previous & CANCEL_REQUESTED != 0 {
             let failure = match self.drop_future() {
@@ -225,15 +247,16 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
                 Err(payload) => Failure::Panicked(payload),
             };
             self.finish(Some(event_loop), Err(failure));
-            return true;
+            return self.no_step_queued();
         }
         // SAFETY: loop thread; the reference ends before anything else
         // touches the stage.
         let Stage::Running(future) = (unsafe { self.stage() }) else {
             return false;
         };
-        // A borrowed waker: no reference-count traffic per poll.
-        let raw = RawWaker::new(Arc::as_ptr(&self).cast::<()>(), &Self::VTABLE);
+        // A borrowed waker: no reference-count traffic per poll. Every
+        // `TaskCell` lives in an `Arc`, so `self` is an `Arc`'s data pointer.
+        let raw = RawWaker::new(std::ptr::from_ref(self).cast::<()>(), &Self::VTABLE);
         // SAFETY: the vtable's functions uphold the `RawWaker` contract for a
         // pointer from a live `Arc<Self>`, and `ManuallyDrop` keeps this
         // borrowed waker from releasing a count it does not own.
@@ -252,14 +275,14 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
                     Err(payload) => Err(Failure::Panicked(payload)),
                 };
                 self.finish(Some(event_loop), result);
-                true
+                self.no_step_queued()
             }
             Err(payload) => {
                 // The future may be half torn down: drop it now, ignoring a
                 // second panic from its destructor.
                 let _ = self.drop_future();
                 self.finish(Some(event_loop), Err(Failure::Panicked(payload)));
-                true
+                self.no_step_queued()
             }
         }
     }
@@ -354,7 +377,7 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
         self.state.load(Ordering::Acquire)
     }
 
-    fn release_handle(&self) {
+    fn release_handle(&self, event_loop: Option<EventLoop>) {
         self.handle_alive.set(false);
         // SAFETY: loop thread (`Task<T>` is `!Send`).
         let stage = unsafe { self.stage() };
@@ -364,7 +387,7 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
                 let context = ExceptionContext::new("Task exception was never retrieved")
                     .with_exception(panic_message(&*payload))
                     .with_task(self.name());
-                match crate::running::try_get_running_loop() {
+                match event_loop.or_else(crate::running::try_get_running_loop) {
                     Some(event_loop) => event_loop.call_exception_handler(context),
                     None => crate::event_loop::default_exception_handler(&context),
                 }
@@ -379,7 +402,11 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
 
 /// Makes a task for `future` that wakes through `scheduler`; the loop then
 /// registers the returned [`TaskRef`] and schedules its first step.
-pub(crate) fn new_task<F>(future: F, scheduler: Arc<dyn Scheduler>) -> (Task<F::Output>, TaskRef)
+pub(crate) fn new_task<F>(
+    future: F,
+    scheduler: Arc<dyn Scheduler>,
+    event_loop: WeakEventLoop,
+) -> (Task<F::Output>, TaskRef)
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -394,6 +421,7 @@ where
     });
     let task = Task {
         raw: cell.clone(),
+        event_loop,
         _not_send: PhantomData,
     };
     (task, TaskRef(cell))
@@ -406,6 +434,9 @@ where
 /// Dropping a `Task` does not cancel it: the task runs on, detached.
 pub struct Task<T> {
     raw: Arc<dyn JoinTarget<T>>,
+    /// The task's loop, to report an unretrieved panic to when the handle
+    /// drops. Weak, so a handle kept inside the loop makes no cycle.
+    event_loop: WeakEventLoop,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -457,7 +488,7 @@ impl<T> Future for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.raw.release_handle();
+        self.raw.release_handle(self.event_loop.upgrade());
     }
 }
 
@@ -493,10 +524,16 @@ pub struct TaskRef(Arc<dyn RawTask>);
 
 impl TaskRef {
     /// Runs one step of the task on `event_loop`, its own loop. Returns
-    /// `true` when the task completed in this step, so the loop can drop it
-    /// from its task set.
-    pub fn run(self, event_loop: &EventLoop) -> bool {
+    /// `true` when the task is complete and no step of it is queued any
+    /// more, so the loop can drop it from its task set.
+    pub fn run(&self, event_loop: &EventLoop) -> bool {
         self.0.run(event_loop)
+    }
+
+    /// A pointer to the task that a loop can run through
+    /// [`RawTaskPtr::run`] without touching the reference count.
+    pub fn as_raw(&self) -> RawTaskPtr {
+        RawTaskPtr(Arc::as_ptr(&self.0))
     }
 
     /// Requests cancellation and queues a step; `false` if already done.
@@ -556,6 +593,29 @@ impl TaskRef {
     /// The future's type name.
     pub fn name(&self) -> &'static str {
         self.0.name()
+    }
+}
+
+/// A borrowed pointer to a task, for a loop's ready queue: see
+/// [`TaskRef::as_raw`].
+#[derive(Clone, Copy)]
+pub struct RawTaskPtr(*const dyn RawTask);
+
+impl RawTaskPtr {
+    /// Runs one step of the task, as [`TaskRef::run`].
+    ///
+    /// # Safety
+    /// The `TaskRef` this pointer came from (or a clone of it) must stay
+    /// alive until this call returns.
+    pub unsafe fn run(self, event_loop: &EventLoop) -> bool {
+        // SAFETY: the caller keeps a reference alive, so the task is.
+        unsafe { &*self.0 }.run(event_loop)
+    }
+}
+
+impl fmt::Debug for RawTaskPtr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawTaskPtr")
     }
 }
 

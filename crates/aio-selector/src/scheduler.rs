@@ -29,6 +29,9 @@ use crate::io::IoCallback;
 /// One entry of the ready queue.
 pub(crate) enum Ready {
     Callback(Handle),
+    /// A step of the task under this key of the loop's task set.
+    LocalTask(usize),
+    /// A step of a task woken from another thread.
     Task(TaskRef),
     Io(Rc<IoCallback>),
     Remote(Box<dyn FnOnce() + Send>),
@@ -199,13 +202,18 @@ impl Shared {
 }
 
 impl Scheduler for Shared {
-    fn schedule(&self, task: TaskRef) {
-        if self.is_closed() {
-            return;
+    fn is_local(&self) -> bool {
+        thread_token() == self.owner
+    }
+
+    fn schedule_local(&self, key: usize) {
+        if !self.is_closed() {
+            self.push_local(Ready::LocalTask(key));
         }
-        if thread_token() == self.owner {
-            self.push_local(Ready::Task(task));
-        } else {
+    }
+
+    fn schedule_remote(&self, task: TaskRef) {
+        if !self.is_closed() {
             self.push_remote(Remote::Task(task));
         }
     }

@@ -230,13 +230,24 @@ impl SelectorEventLoop {
                 }
                 name
             }
-            Ready::Task(task) => {
-                let key = task.key();
-                let name = task.name();
-                if task.run(this) {
+            Ready::LocalTask(key) => {
+                let Some((raw, name)) = self.tasks.borrow().get(key).map(|t| (t.as_raw(), t.name())) else {
+                    return;
+                };
+                // SAFETY: the task set keeps the task alive through the step:
+                // entries leave it only here, after the step, or when the
+                // loop closes, which it cannot while running.
+                if unsafe { raw.run(this) } {
                     self.tasks.borrow_mut().try_remove(key);
                 }
                 name
+            }
+            Ready::Task(task) => {
+                let key = task.key();
+                if task.run(this) {
+                    self.tasks.borrow_mut().try_remove(key);
+                }
+                task.name()
             }
             Ready::Io(callback) => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
@@ -355,15 +366,24 @@ impl AbstractEventLoop for SelectorEventLoop {
         if self.closed.get() {
             return Err(Error::closed());
         }
-        let key = self.tasks.borrow_mut().insert(task.clone());
-        task.set_key(key);
+        let key = {
+            let mut tasks = self.tasks.borrow_mut();
+            let entry = tasks.vacant_entry();
+            task.set_key(entry.key());
+            entry.insert(task).key()
+        };
         // New tasks start scheduled; their first step is queued here.
-        self.shared.push_local(Ready::Task(task));
+        self.shared.push_local(Ready::LocalTask(key));
         Ok(())
     }
 
     fn all_tasks(&self) -> Vec<TaskRef> {
-        self.tasks.borrow().iter().map(|(_, task)| task.clone()).collect()
+        self.tasks
+            .borrow()
+            .iter()
+            .filter(|(_, task)| !task.done())
+            .map(|(_, task)| task.clone())
+            .collect()
     }
 
     fn threadsafe(&self) -> ThreadsafeLoop {
