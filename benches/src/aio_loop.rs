@@ -99,7 +99,10 @@ fn timers(event_loop: &EventLoop, timers: u64) -> Result<Measurement, BoxError> 
     let (result, elapsed) = run_timed(event_loop, async move {
         let mut lcg = Lcg::new();
         let sleepers: Vec<_> = (0..timers)
-            .map(|_| aio::create_task(aio::sleep(lcg.delay_up_to(TIMER_SPREAD))))
+            .map(|_| {
+                let delay = lcg.delay_up_to(TIMER_SPREAD);
+                aio::create_task(async move { aio::sleep(delay).await })
+            })
             .collect();
         for sleeper in sleepers {
             sleeper.await?;

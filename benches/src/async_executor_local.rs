@@ -109,7 +109,10 @@ fn timers(executor: &Local, timers: u64) -> Measurement {
     let ((), elapsed) = run_timed(executor, async move {
         let mut lcg = Lcg::new();
         let sleepers: Vec<_> = (0..timers)
-            .map(|_| spawner.spawn(Timer::after(lcg.delay_up_to(TIMER_SPREAD))))
+            .map(|_| {
+                let delay = lcg.delay_up_to(TIMER_SPREAD);
+                spawner.spawn(async move { Timer::after(delay).await })
+            })
             .collect();
         for sleeper in sleepers {
             sleeper.await;

@@ -103,7 +103,10 @@ fn timers(runtime: &Runtime, local: &LocalSet, timers: u64) -> Result<Measuremen
     let (result, elapsed) = run_timed(runtime, local, async move {
         let mut lcg = Lcg::new();
         let sleepers: Vec<_> = (0..timers)
-            .map(|_| tokio::task::spawn_local(tokio::time::sleep(lcg.delay_up_to(TIMER_SPREAD))))
+            .map(|_| {
+                let delay = lcg.delay_up_to(TIMER_SPREAD);
+                tokio::task::spawn_local(async move { tokio::time::sleep(delay).await })
+            })
             .collect();
         for sleeper in sleepers {
             sleeper.await?;

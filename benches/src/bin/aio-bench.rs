@@ -20,10 +20,15 @@
 //! | `call_soon_chain` (1 M) | callbacks, each `call_soon`-ing the next; the last calls `stop()`; timed `run_forever` | tokio has no callbacks: local tasks, each `spawn_local`-ing the next | no callbacks: tasks, each `spawn`-ing the next (detached) |
 //! | `yield` (1 M) | `aio::sleep(ZERO).await` in one task | `tokio::task::yield_now().await` | `futures_lite::future::yield_now().await` |
 //! | `spawn_await` (200 k) | `aio::create_task`, 1,000 at a time, each batch awaited | `spawn_local` + `JoinHandle` | `LocalExecutor::spawn` + `Task` |
-//! | `timers` (100 k) | tasks in `aio::sleep(0–10 ms)`, all awaited | `tokio::time::sleep` | `async_io::Timer::after` |
+//! | `timers` (100 k) | tasks each awaiting `aio::sleep(0–10 ms)` inside an `async` block, all awaited | same with `tokio::time::sleep` | same with `async_io::Timer::after` |
 //! | `threadsafe` (200 k) | `ThreadsafeLoop::call_soon_threadsafe` from a std thread; `run_forever` until the last stops it | `runtime::Handle::spawn` from a std thread (push + driver wake-up) | `spawn` on an `Arc<Executor>` from a std thread (a `LocalExecutor` cannot be reached from another thread) |
 //! | `task_bytes` (10 k) | live bytes per task parked on `pending()` | `spawn_local` | `LocalExecutor::spawn` |
 //! | `timer_bytes` (10 k) | live bytes per boxed `aio::sleep(1 h+)` polled once | boxed `tokio::time::Sleep` | boxed `async_io::Timer` |
+//!
+//! In `timers` every runtime creates its sleep inside the task's `async`
+//! block, so every deadline counts from the task's first poll: asyncio's
+//! `sleep` starts its timer when awaited, and tokio's and async-io's start
+//! theirs when created, so wrapping keeps the three comparable.
 //!
 //! The counted events of `call_soon_chain` and `threadsafe` tick a
 //! thread-local countdown, so no runtime pays for an atomic or a channel the

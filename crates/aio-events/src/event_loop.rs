@@ -13,6 +13,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 #[cfg(unix)]
@@ -37,6 +38,36 @@ pub trait AbstractEventLoop: Any {
     fn call_soon(&self, handle: Handle) -> Result<(), Error>;
     /// Schedules `handle` at `when`. `Closed` once closed.
     fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error>;
+    /// Wakes `waker` at `when`: the timer of [`sleep`](crate::sleep). The
+    /// default goes through `call_at`; a loop can store the waker itself and
+    /// save the callback's allocation.
+    fn wake_at(&self, when: Instant, waker: &Waker) -> Result<WakeTimer, Error> {
+        let waker = waker.clone();
+        Ok(WakeTimer::Handle(
+            self.call_at(when, Handle::new(move || waker.wake()))?,
+        ))
+    }
+    /// Whether the timer has fired (or is gone).
+    fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
+        match timer {
+            WakeTimer::Handle(handle) => handle.handle().has_run(),
+            WakeTimer::Key { .. } => true,
+        }
+    }
+    /// Makes a pending timer wake `waker` instead of the one it was given.
+    fn rearm_wake_timer(&self, timer: &mut WakeTimer, waker: &Waker) -> Result<(), Error> {
+        if let WakeTimer::Handle(handle) = timer {
+            handle.cancel();
+            *timer = self.wake_at(handle.when(), waker)?;
+        }
+        Ok(())
+    }
+    /// Cancels a pending timer.
+    fn cancel_wake_timer(&self, timer: &WakeTimer) {
+        if let WakeTimer::Handle(handle) = timer {
+            handle.cancel();
+        }
+    }
     /// The loop's clock.
     fn time(&self) -> Instant {
         Instant::now()
@@ -116,6 +147,21 @@ pub trait AbstractEventLoop: Any {
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
+}
+
+/// A timer that wakes a waker, made by [`AbstractEventLoop::wake_at`].
+#[derive(Debug, Clone)]
+pub enum WakeTimer {
+    /// A `call_at` callback that wakes the waker (the default).
+    Handle(TimerHandle),
+    /// An entry of the loop's own: `slot` in its table, `seq` to tell a
+    /// reused slot apart.
+    Key {
+        /// The slot of the loop's table.
+        slot: usize,
+        /// The entry's unique sequence number.
+        seq: u64,
+    },
 }
 
 /// A handle to an event loop: cheap to clone, `!Send`, compared by identity.

@@ -14,10 +14,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::event_loop::panic_message;
-use crate::handle::TimerHandle;
 use crate::running::get_running_loop;
 use crate::task::Task;
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, EventLoop, WakeTimer};
 
 /// Wraps `future` in a task on the running loop (asyncio's `create_task`).
 ///
@@ -46,67 +45,71 @@ where
 pub fn sleep(delay: Duration) -> Sleep {
     Sleep {
         delay,
-        timer: None,
-        waker: None,
-        yielded: false,
+        state: SleepState::Start,
     }
 }
 
 /// The future of [`sleep`].
 pub struct Sleep {
     delay: Duration,
-    timer: Option<TimerHandle>,
-    waker: Option<Waker>,
-    yielded: bool,
+    state: SleepState,
+}
+
+enum SleepState {
+    Start,
+    Yielded,
+    Waiting { event_loop: EventLoop, timer: WakeTimer },
+    Done,
 }
 
 impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.delay.is_zero() {
-            if self.yielded {
-                return Poll::Ready(());
+        let this = &mut *self;
+        match &mut this.state {
+            SleepState::Done => Poll::Ready(()),
+            SleepState::Yielded => {
+                this.state = SleepState::Done;
+                Poll::Ready(())
             }
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let when = match &self.timer {
-            Some(timer) if timer.handle().has_run() => return Poll::Ready(()),
-            Some(timer) => {
-                if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    return Poll::Pending;
+            SleepState::Start if this.delay.is_zero() => {
+                this.state = SleepState::Yielded;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            SleepState::Start => {
+                let event_loop = get_running_loop().expect("no running event loop");
+                let when = event_loop.time().checked_add(this.delay).unwrap_or_else(|| {
+                    // Beyond the clock's range: as good as never.
+                    event_loop.time() + Duration::from_secs(100 * 365 * 24 * 3600)
+                });
+                let timer = event_loop
+                    .inner()
+                    .wake_at(when, cx.waker())
+                    .expect("the running loop refused a timer");
+                this.state = SleepState::Waiting { event_loop, timer };
+                Poll::Pending
+            }
+            SleepState::Waiting { event_loop, timer } => {
+                if event_loop.inner().wake_timer_fired(timer) {
+                    this.state = SleepState::Done;
+                    return Poll::Ready(());
                 }
-                // Polled by another task or waker: move the timer over.
-                timer.cancel();
-                Some(timer.when())
+                event_loop
+                    .inner()
+                    .rearm_wake_timer(timer, cx.waker())
+                    .expect("the running loop refused a timer");
+                Poll::Pending
             }
-            None => None,
-        };
-        let event_loop = get_running_loop().expect("no running event loop");
-        let waker = cx.waker().clone();
-        let wake = {
-            let waker = waker.clone();
-            move || waker.wake()
-        };
-        let timer = match when {
-            Some(when) => event_loop.call_at(when, wake),
-            None => event_loop.call_later(self.delay, wake),
         }
-        .expect("the running loop refused a timer");
-        self.timer = Some(timer);
-        self.waker = Some(waker);
-        Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(timer) = &self.timer
-            && !timer.handle().has_run()
-        {
-            timer.cancel();
+        if let SleepState::Waiting { event_loop, timer } = &self.state {
+            event_loop.inner().cancel_wake_timer(timer);
         }
     }
 }

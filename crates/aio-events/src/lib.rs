@@ -44,7 +44,7 @@ pub mod unix;
 pub use error::{Error, ErrorKind};
 pub use event_loop::{
     AbstractEventLoop, EventLoop, ExceptionContext, ExceptionHandler, ThreadsafeLoop, ThreadsafeScheduler,
-    default_exception_handler, panic_message,
+    WakeTimer, default_exception_handler, panic_message,
 };
 pub use futures::{Sleep, create_task, sleep, to_thread};
 pub use handle::{Handle, TimerHandle};

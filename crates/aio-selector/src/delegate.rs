@@ -26,6 +26,26 @@ macro_rules! delegate_event_loop {
             ) -> ::std::result::Result<$crate::__private::TimerHandle, $crate::__private::Error> {
                 self.$field.call_at(when, handle)
             }
+            fn wake_at(
+                &self,
+                when: ::std::time::Instant,
+                waker: &::std::task::Waker,
+            ) -> ::std::result::Result<$crate::__private::WakeTimer, $crate::__private::Error> {
+                self.$field.wake_at(when, waker)
+            }
+            fn wake_timer_fired(&self, timer: &$crate::__private::WakeTimer) -> bool {
+                self.$field.wake_timer_fired(timer)
+            }
+            fn rearm_wake_timer(
+                &self,
+                timer: &mut $crate::__private::WakeTimer,
+                waker: &::std::task::Waker,
+            ) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.rearm_wake_timer(timer, waker)
+            }
+            fn cancel_wake_timer(&self, timer: &$crate::__private::WakeTimer) {
+                self.$field.cancel_wake_timer(timer)
+            }
             fn run_forever(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
                 self.$field.run_forever(this)
             }

@@ -47,12 +47,12 @@ pub use io::RawSource;
 pub use selector_loop::{
     CLOCK_RESOLUTION, MAXIMUM_SELECT_TIMEOUT, SLOW_CALLBACK_DURATION, SelectorEventLoop,
 };
-pub use timer_heap::{MIN_SCHEDULED_TIMER_HANDLES, TimerHeap};
+pub use timer_heap::{Due, MIN_SCHEDULED_TIMER_HANDLES, TimerHeap};
 
 #[doc(hidden)]
 pub mod __private {
     pub use aio_events::{
         AbstractEventLoop, Error, EventLoop, ExceptionHandler, Handle, Scheduler, TaskRef, ThreadsafeLoop,
-        TimerHandle,
+        TimerHandle, WakeTimer,
     };
 }

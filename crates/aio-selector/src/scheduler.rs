@@ -35,6 +35,8 @@ pub(crate) enum Ready {
     Task(TaskRef),
     Io(Rc<IoCallback>),
     Remote(Box<dyn FnOnce() + Send>),
+    /// A `sleep`'s timer fired.
+    Wake(std::task::Waker),
     Stop,
 }
 

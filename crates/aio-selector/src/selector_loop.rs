@@ -18,11 +18,12 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use aio_events::{
     AbstractEventLoop, Error, EventLoop, ExceptionContext, ExceptionHandler, Handle, Scheduler, TaskRef,
-    ThreadsafeLoop, TimerHandle, panic_message,
+    ThreadsafeLoop, TimerHandle, WakeTimer, panic_message,
 };
 use polling::{Events, Poller};
 use slab::Slab;
@@ -30,7 +31,7 @@ use slab::Slab;
 use crate::executor::ThreadPool;
 use crate::io::{Direction, IoRegistry, RawSource};
 use crate::scheduler::{Ready, Shared};
-use crate::timer_heap::TimerHeap;
+use crate::timer_heap::{Due, TimerHeap};
 
 /// The longest a poll blocks (asyncio's `MAXIMUM_SELECT_TIMEOUT`).
 pub const MAXIMUM_SELECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -215,8 +216,11 @@ impl SelectorEventLoop {
             return;
         }
         let end = Instant::now() + CLOCK_RESOLUTION;
-        while let Some(handle) = timers.pop_due(end) {
-            self.shared.push_local(Ready::Callback(handle));
+        while let Some(due) = timers.pop_due(end) {
+            self.shared.push_local(match due {
+                Due::Handle(handle) => Ready::Callback(handle),
+                Due::Waker(waker) => Ready::Wake(waker),
+            });
         }
     }
 
@@ -260,6 +264,12 @@ impl SelectorEventLoop {
                     self.report_panic(this, "a call_soon_threadsafe callback", &*payload);
                 }
                 "a call_soon_threadsafe callback"
+            }
+            Ready::Wake(waker) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                    self.report_panic(this, "a timer's waker", &*payload);
+                }
+                "a timer's waker"
             }
             Ready::Stop => {
                 self.stopping.set(true);
@@ -317,6 +327,35 @@ impl AbstractEventLoop for SelectorEventLoop {
             return Err(Error::closed());
         }
         Ok(self.timers.borrow_mut().push(when, handle))
+    }
+
+    fn wake_at(&self, when: Instant, waker: &Waker) -> Result<WakeTimer, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let (slot, seq) = self.timers.borrow_mut().push_wake(when, waker.clone());
+        Ok(WakeTimer::Key { slot, seq })
+    }
+
+    fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
+        match timer {
+            WakeTimer::Key { slot, seq } => self.timers.borrow().wake_done(*slot, *seq),
+            WakeTimer::Handle(handle) => handle.handle().has_run(),
+        }
+    }
+
+    fn rearm_wake_timer(&self, timer: &mut WakeTimer, waker: &Waker) -> Result<(), Error> {
+        if let WakeTimer::Key { slot, seq } = timer {
+            self.timers.borrow_mut().rearm_wake(*slot, *seq, waker);
+        }
+        Ok(())
+    }
+
+    fn cancel_wake_timer(&self, timer: &WakeTimer) {
+        match timer {
+            WakeTimer::Key { slot, seq } => self.timers.borrow_mut().cancel_wake(*slot, *seq),
+            WakeTimer::Handle(handle) => handle.cancel(),
+        }
     }
 
     fn run_forever(&self, this: &EventLoop) -> Result<(), Error> {

@@ -11,17 +11,41 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::rc::Rc;
+use std::task::Waker;
 use std::time::Instant;
 
 use aio_events::{Handle, TimerHandle};
+use slab::Slab;
 
 /// Fewer scheduled timers than this are never purged in bulk.
 pub const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
 
+/// What a heap entry fires: a `call_at` callback, or a `sleep`'s waker kept
+/// in the heap's own slot table (no allocation per sleep).
+enum Callback {
+    Handle(Handle),
+    Wake(usize),
+}
+
 struct Entry {
     when: Instant,
     seq: u64,
-    handle: Handle,
+    callback: Callback,
+}
+
+/// A sleeping waker; `None` once cancelled.
+struct WakeSlot {
+    seq: u64,
+    waker: Option<Waker>,
+}
+
+/// What [`TimerHeap::pop_due`] hands out.
+#[derive(Debug)]
+pub enum Due {
+    /// A `call_at` callback to run.
+    Handle(Handle),
+    /// A waker to wake.
+    Waker(Waker),
 }
 
 impl PartialEq for Entry {
@@ -49,6 +73,7 @@ impl Ord for Entry {
 /// Scheduled callbacks ordered by deadline, FIFO among equal deadlines.
 pub struct TimerHeap {
     heap: BinaryHeap<Entry>,
+    wake_slots: Slab<WakeSlot>,
     seq: u64,
     cancelled: Rc<Cell<usize>>,
 }
@@ -58,6 +83,7 @@ impl TimerHeap {
     pub fn new() -> TimerHeap {
         TimerHeap {
             heap: BinaryHeap::new(),
+            wake_slots: Slab::new(),
             seq: 0,
             cancelled: Rc::new(Cell::new(0)),
         }
@@ -72,9 +98,72 @@ impl TimerHeap {
         self.heap.push(Entry {
             when,
             seq: self.seq,
-            handle,
+            callback: Callback::Handle(handle),
         });
         timer
+    }
+
+    /// Schedules a wake of `waker` at `when`; returns the slot and sequence
+    /// number that name it for [`cancel_wake`](TimerHeap::cancel_wake).
+    pub fn push_wake(&mut self, when: Instant, waker: Waker) -> (usize, u64) {
+        self.seq += 1;
+        let seq = self.seq;
+        let slot = self.wake_slots.insert(WakeSlot {
+            seq,
+            waker: Some(waker),
+        });
+        self.heap.push(Entry {
+            when,
+            seq,
+            callback: Callback::Wake(slot),
+        });
+        (slot, seq)
+    }
+
+    fn live_wake_slot(&mut self, slot: usize, seq: u64) -> Option<&mut Option<Waker>> {
+        match self.wake_slots.get_mut(slot) {
+            Some(entry) if entry.seq == seq && entry.waker.is_some() => Some(&mut entry.waker),
+            _ => None,
+        }
+    }
+
+    /// Cancels a pending wake; a no-op once it fired or was cancelled.
+    pub fn cancel_wake(&mut self, slot: usize, seq: u64) {
+        if let Some(waker) = self.live_wake_slot(slot, seq) {
+            *waker = None;
+            self.cancelled.set(self.cancelled.get() + 1);
+        }
+    }
+
+    /// Whether the wake has fired (or was cancelled).
+    pub fn wake_done(&self, slot: usize, seq: u64) -> bool {
+        !matches!(self.wake_slots.get(slot), Some(entry) if entry.seq == seq && entry.waker.is_some())
+    }
+
+    /// Makes a pending wake wake `waker` instead.
+    pub fn rearm_wake(&mut self, slot: usize, seq: u64, waker: &Waker) {
+        if let Some(Some(current)) = self.live_wake_slot(slot, seq)
+            && !current.will_wake(waker)
+        {
+            *current = waker.clone();
+        }
+    }
+
+    fn is_cancelled(&self, entry: &Entry) -> bool {
+        match &entry.callback {
+            Callback::Handle(handle) => handle.cancelled(),
+            Callback::Wake(slot) => self.wake_slots.get(*slot).is_none_or(|s| s.waker.is_none()),
+        }
+    }
+
+    /// Forgets an entry leaving the heap without firing.
+    fn discard(&mut self, entry: Entry) {
+        match entry.callback {
+            Callback::Handle(handle) => handle.set_scheduled(false),
+            Callback::Wake(slot) => {
+                self.wake_slots.try_remove(slot);
+            }
+        }
     }
 
     /// Entries in the heap, cancelled ones not yet purged included.
@@ -99,17 +188,14 @@ impl TimerHeap {
         let cancelled = self.cancelled.get();
         if self.heap.len() > MIN_SCHEDULED_TIMER_HANDLES && cancelled * 2 > self.heap.len() {
             let entries = std::mem::take(&mut self.heap).into_vec();
-            let live: Vec<Entry> = entries
-                .into_iter()
-                .filter(|entry| {
-                    if entry.handle.cancelled() {
-                        entry.handle.set_scheduled(false);
-                        false
-                    } else {
-                        true
-                    }
-                })
-                .collect();
+            let mut live = Vec::with_capacity(entries.len() - cancelled.min(entries.len()));
+            for entry in entries {
+                if self.is_cancelled(&entry) {
+                    self.discard(entry);
+                } else {
+                    live.push(entry);
+                }
+            }
             self.heap = BinaryHeap::from(live);
             self.cancelled.set(0);
         } else {
@@ -119,11 +205,11 @@ impl TimerHeap {
 
     fn pop_cancelled_heads(&mut self) {
         while let Some(head) = self.heap.peek() {
-            if !head.handle.cancelled() {
+            if !self.is_cancelled(head) {
                 break;
             }
             if let Some(entry) = self.heap.pop() {
-                entry.handle.set_scheduled(false);
+                self.discard(entry);
                 self.cancelled.set(self.cancelled.get().saturating_sub(1));
             }
         }
@@ -136,21 +222,34 @@ impl TimerHeap {
     }
 
     /// Takes the earliest live entry whose deadline is before `end`.
-    pub fn pop_due(&mut self, end: Instant) -> Option<Handle> {
+    pub fn pop_due(&mut self, end: Instant) -> Option<Due> {
         self.pop_cancelled_heads();
         if self.heap.peek()?.when >= end {
             return None;
         }
         let entry = self.heap.pop()?;
-        entry.handle.set_scheduled(false);
-        Some(entry.handle)
+        match entry.callback {
+            Callback::Handle(handle) => {
+                handle.set_scheduled(false);
+                Some(Due::Handle(handle))
+            }
+            Callback::Wake(slot) => {
+                let waker = self.wake_slots.try_remove(slot).and_then(|s| s.waker);
+                // Live, since cancelled heads were popped above.
+                waker.map(Due::Waker)
+            }
+        }
     }
 
     /// Drops every entry.
     pub fn clear(&mut self) {
         for entry in std::mem::take(&mut self.heap) {
-            entry.handle.set_scheduled(false);
+            if let Callback::Handle(handle) = entry.callback {
+                handle.set_scheduled(false);
+            }
         }
+        // Wakers may wake tasks of this loop; they are dropped, not woken.
+        self.wake_slots.clear();
         self.cancelled.set(0);
     }
 }
@@ -184,7 +283,7 @@ mod tests {
             let order = order.clone();
             heap.push(now, Handle::new(move || order.borrow_mut().push(i)));
         }
-        while let Some(handle) = heap.pop_due(now + Duration::from_nanos(1)) {
+        while let Some(Due::Handle(handle)) = heap.pop_due(now + Duration::from_nanos(1)) {
             handle.run();
         }
         assert_eq!(*order.borrow(), vec![0, 1, 2, 3, 4]);
