@@ -272,11 +272,32 @@ impl EventLoop {
         F::Output: 'static,
     {
         self.check_runnable()?;
+        let task = self.create_main_task(future)?;
+        self.run_main_task(&task)
+    }
+
+    /// The task `run_until_complete` runs `future` in: once it is done,
+    /// however it ends, it stops the loop (queued with `call_soon`, as
+    /// asyncio's done callback). Runners use this with
+    /// [`run_main_task`](EventLoop::run_main_task) to keep a handle on the
+    /// main task (to cancel it on Ctrl-C, say).
+    pub fn create_main_task<F>(&self, future: F) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let stopper = StopOnDrop(self.clone());
-        let task = self.create_task(async move {
+        self.create_task(async move {
             let _stop_when_done = stopper;
             future.await
-        })?;
+        })
+    }
+
+    /// Runs the loop until `task`, made by
+    /// [`create_main_task`](EventLoop::create_main_task), is done, and
+    /// returns its output; a panic in it propagates. Errors as
+    /// [`run_until_complete`](EventLoop::run_until_complete).
+    pub fn run_main_task<T>(&self, task: &Task<T>) -> Result<T, Error> {
         self.run_forever()?;
         if !task.done() {
             return Err(Error::new(

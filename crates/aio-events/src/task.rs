@@ -101,6 +101,7 @@ trait JoinTarget<T> {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, Failure>>;
     fn take_output(&self) -> Option<Result<T, Failure>>;
     fn cancel(self: Arc<Self>) -> bool;
+    fn to_task_ref(self: Arc<Self>) -> TaskRef;
     fn state(&self) -> u32;
     fn release_handle(&self, event_loop: Option<EventLoop>);
     fn name(&self) -> &'static str;
@@ -373,6 +374,10 @@ impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
         requested
     }
 
+    fn to_task_ref(self: Arc<Self>) -> TaskRef {
+        TaskRef(self)
+    }
+
     fn state(&self) -> u32 {
         self.state.load(Ordering::Acquire)
     }
@@ -451,6 +456,12 @@ impl<T> Task<T> {
     /// Whether the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
         self.raw.state() & CANCELLED != 0
+    }
+
+    /// The loop's type-erased handle to this task (to cancel it from a
+    /// callback, say).
+    pub fn task_ref(&self) -> TaskRef {
+        Arc::clone(&self.raw).to_task_ref()
     }
 
     /// Whether the task is done: output ready, cancelled or panicked.

@@ -10,8 +10,10 @@
 /// `$field: SelectorEventLoop`, then adds the methods given in the braces
 /// (which must not repeat a forwarded one).
 ///
-/// Forwarded: everything but `add_signal_handler`, `remove_signal_handler`
-/// and `type_name`, which keep the trait's defaults unless given.
+/// Forwarded: everything but `close` (which the platform loop must write,
+/// releasing what it added before closing the core), `add_signal_handler`,
+/// `remove_signal_handler` and `type_name` (which keep the trait's defaults
+/// unless given).
 #[macro_export]
 macro_rules! delegate_event_loop {
     ($ty:ty, $field:ident, { $($extra:tt)* }) => {
@@ -51,9 +53,6 @@ macro_rules! delegate_event_loop {
             }
             fn stop(&self) {
                 self.$field.stop()
-            }
-            fn close(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
-                self.$field.close(this)
             }
             fn is_running(&self) -> bool {
                 self.$field.is_running()

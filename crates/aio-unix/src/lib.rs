@@ -22,17 +22,22 @@
 //! ```
 #![cfg(unix)]
 
+mod signals;
+
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use aio_base_policy::{BaseDefaultEventLoopPolicy, is_main_thread};
 use aio_events::unix::ChildWatcher;
-use aio_events::{Error, ErrorKind, EventLoop, EventLoopPolicy};
+use aio_events::{AbstractEventLoop, Error, ErrorKind, EventLoop, EventLoopPolicy};
 use aio_selector::SelectorEventLoop;
 
-/// The Unix selector loop: the selector core plus what Unix adds.
+pub use signals::{SIGINT, arm_interrupt, disarm_interrupt, sigint_is_default};
+
+/// The Unix selector loop: the selector core plus signal handlers.
 pub struct UnixSelectorEventLoop {
     core: SelectorEventLoop,
+    signals: signals::SharedSignals,
 }
 
 impl UnixSelectorEventLoop {
@@ -40,6 +45,7 @@ impl UnixSelectorEventLoop {
     pub fn new() -> Result<EventLoop, Error> {
         Ok(EventLoop::new(UnixSelectorEventLoop {
             core: SelectorEventLoop::create()?,
+            signals: signals::SharedSignals::default(),
         }))
     }
 
@@ -50,10 +56,37 @@ impl UnixSelectorEventLoop {
 }
 
 aio_selector::delegate_event_loop!(UnixSelectorEventLoop, core, {
+    fn close(&self, this: &EventLoop) -> Result<(), Error> {
+        if !self.core.is_closed() {
+            signals::remove_all(&self.signals, &self.core);
+        }
+        self.core.close(this)
+    }
+
+    fn add_signal_handler(&self, signum: i32, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+        if self.core.is_closed() {
+            return Err(Error::closed());
+        }
+        signals::add(&self.signals, &self.core, signum, callback)
+    }
+
+    fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
+        // After `close` no handler is left, so this validates and says false.
+        signals::remove(&self.signals, &self.core, signum)
+    }
+
     fn type_name(&self) -> &'static str {
         "UnixSelectorEventLoop"
     }
 });
+
+impl Drop for UnixSelectorEventLoop {
+    fn drop(&mut self) {
+        if !self.core.is_closed() {
+            signals::remove_all(&self.signals, &self.core);
+        }
+    }
+}
 
 impl fmt::Debug for UnixSelectorEventLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -42,6 +42,10 @@ impl WindowsSelectorEventLoop {
 }
 
 aio_selector::delegate_event_loop!(WindowsSelectorEventLoop, core, {
+    fn close(&self, this: &EventLoop) -> Result<(), Error> {
+        self.core.close(this)
+    }
+
     fn type_name(&self) -> &'static str {
         "WindowsSelectorEventLoop"
     }
@@ -72,6 +76,10 @@ impl ProactorEventLoop {
 }
 
 aio_selector::delegate_event_loop!(ProactorEventLoop, core, {
+    fn close(&self, this: &EventLoop) -> Result<(), Error> {
+        self.core.close(this)
+    }
+
     fn type_name(&self) -> &'static str {
         "ProactorEventLoop"
     }

@@ -126,7 +126,18 @@ impl Runner {
             ));
         }
         let event_loop = self.lazy_init()?;
-        event_loop.run_until_complete(main)
+        let task = event_loop.create_main_task(main)?;
+        let ctrl_c = CtrlC::arm(&event_loop, &task);
+        let result = catch_unwind(AssertUnwindSafe(|| event_loop.run_main_task(&task)));
+        let interrupted = ctrl_c.disarm(&event_loop);
+        match result {
+            Err(payload) => resume_unwind(payload),
+            Ok(Err(err)) if interrupted && err.is_cancelled() => Err(Error::new(
+                ErrorKind::Interrupted,
+                "interrupted by Ctrl-C (SIGINT)",
+            )),
+            Ok(result) => result,
+        }
     }
 
     fn note_unpolled<F>(&self) {
@@ -162,6 +173,61 @@ impl Runner {
         if let Err(err) = event_loop.close() {
             log::warn!("closing the event loop failed: {err}");
         }
+    }
+}
+
+/// Ctrl-C while `run` runs (asyncio's `Runner._on_sigint`): in the main
+/// thread on Unix, while SIGINT has its default disposition, the first Ctrl-C
+/// cancels the main task and wakes the loop; a second one, while the loop is
+/// still stuck, restores the default disposition and re-raises SIGINT (in
+/// the signal handler itself, so it works even if the loop never turns
+/// again). Afterwards SIGINT has its default disposition back.
+struct CtrlC {
+    pressed: Option<std::rc::Rc<std::cell::Cell<bool>>>,
+}
+
+impl CtrlC {
+    #[cfg(unix)]
+    fn arm<T>(event_loop: &EventLoop, main: &aio_events::Task<T>) -> CtrlC {
+        if !aio_base_policy::is_main_thread() || !aio_unix::sigint_is_default() {
+            return CtrlC { pressed: None };
+        }
+        let pressed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let (flag, main) = (pressed.clone(), main.task_ref());
+        let installed = event_loop.add_signal_handler(aio_unix::SIGINT, move || {
+            flag.set(true);
+            main.cancel();
+        });
+        match installed {
+            Ok(()) => {
+                aio_unix::arm_interrupt();
+                CtrlC {
+                    pressed: Some(pressed),
+                }
+            }
+            // A loop without signal handlers: Ctrl-C keeps its default.
+            Err(_) => CtrlC { pressed: None },
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn arm<T>(_event_loop: &EventLoop, _main: &aio_events::Task<T>) -> CtrlC {
+        CtrlC { pressed: None }
+    }
+
+    /// Restores SIGINT; `true` if a Ctrl-C came while armed.
+    fn disarm(self, event_loop: &EventLoop) -> bool {
+        let Some(pressed) = self.pressed else {
+            return false;
+        };
+        #[cfg(unix)]
+        {
+            aio_unix::disarm_interrupt();
+            let _ = event_loop.remove_signal_handler(aio_unix::SIGINT);
+        }
+        #[cfg(not(unix))]
+        let _ = event_loop;
+        pressed.get()
     }
 }
 
