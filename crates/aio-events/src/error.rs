@@ -72,6 +72,15 @@ impl Error {
         self.kind == ErrorKind::Cancelled
     }
 
+    /// This error as an `io::Error`: the OS error itself for kind `Io`,
+    /// otherwise this error wrapped (kind `Other`).
+    pub fn into_io(self) -> std::io::Error {
+        match self.source {
+            Some(source) => source,
+            None => std::io::Error::other(self),
+        }
+    }
+
     /// `Event loop is closed`.
     pub fn closed() -> Error {
         Error::new(ErrorKind::Closed, "Event loop is closed")

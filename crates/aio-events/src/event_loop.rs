@@ -13,13 +13,14 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 #[cfg(unix)]
 use std::os::fd::RawFd;
 
 use crate::handle::{Handle, TimerHandle};
+use crate::io::{Interest, IoKey, RawSource};
 use crate::running;
 use crate::task::{Scheduler, Task, TaskRef};
 use crate::{Error, ErrorKind};
@@ -107,6 +108,25 @@ pub trait AbstractEventLoop: Any {
     /// Waits for the default executor's threads to finish their queued jobs,
     /// at most `timeout`; later `run_in_executor` calls fail.
     fn shutdown_default_executor(&self, timeout: Duration) -> Result<(), Error>;
+    /// Registers `raw` for readiness-based I/O (see [`IoRegistration`]).
+    fn io_register(&self, raw: RawSource) -> Result<IoKey, Error> {
+        let _ = raw;
+        Err(Error::unsupported("readiness-based I/O"))
+    }
+    /// Ready when `interest` was reported and not cleared since; otherwise
+    /// keeps `cx`'s waker to wake when it is.
+    fn io_poll_ready(&self, key: IoKey, interest: Interest, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let _ = (key, interest, cx);
+        Poll::Ready(Err(Error::unsupported("readiness-based I/O")))
+    }
+    /// Forgets the cached readiness of `interest` (after a `WouldBlock`).
+    fn io_clear_ready(&self, key: IoKey, interest: Interest) {
+        let _ = (key, interest);
+    }
+    /// Stops watching a registered source; its pending wakers are dropped.
+    fn io_deregister(&self, key: IoKey) {
+        let _ = key;
+    }
     /// Calls `callback` whenever `fd` is readable.
     #[cfg(unix)]
     fn add_reader(&self, fd: RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {

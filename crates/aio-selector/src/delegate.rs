@@ -48,6 +48,26 @@ macro_rules! delegate_event_loop {
             fn cancel_wake_timer(&self, timer: &$crate::__private::WakeTimer) {
                 self.$field.cancel_wake_timer(timer)
             }
+            fn io_register(
+                &self,
+                raw: $crate::__private::RawSource,
+            ) -> ::std::result::Result<$crate::__private::IoKey, $crate::__private::Error> {
+                self.$field.io_register(raw)
+            }
+            fn io_poll_ready(
+                &self,
+                key: $crate::__private::IoKey,
+                interest: $crate::__private::Interest,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), $crate::__private::Error>> {
+                self.$field.io_poll_ready(key, interest, cx)
+            }
+            fn io_clear_ready(&self, key: $crate::__private::IoKey, interest: $crate::__private::Interest) {
+                self.$field.io_clear_ready(key, interest)
+            }
+            fn io_deregister(&self, key: $crate::__private::IoKey) {
+                self.$field.io_deregister(key)
+            }
             fn run_forever(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
                 self.$field.run_forever(this)
             }

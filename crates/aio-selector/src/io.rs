@@ -19,10 +19,7 @@ use std::rc::Rc;
 use polling::{Event, PollMode, Poller};
 use slab::Slab;
 
-#[cfg(unix)]
-pub use std::os::fd::RawFd as RawSource;
-#[cfg(windows)]
-pub use std::os::windows::io::RawSocket as RawSource;
+pub use aio_events::RawSource;
 
 /// A reader or writer callback; cancelled when removed or replaced, so an
 /// entry already in the ready queue does not run.
@@ -214,6 +211,171 @@ impl fmt::Debug for IoRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IoRegistry")
             .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
+/// Poller keys at or above this name readiness sources; below, callbacks.
+pub(crate) const SOURCE_KEY_BASE: usize = 1 << (usize::BITS - 2);
+
+const READ_READY: u8 = 1;
+const WRITE_READY: u8 = 2;
+
+/// A source registered for readiness-based I/O (`aio::net`'s sockets).
+struct ReadinessSource {
+    raw: RawSource,
+    ready: u8,
+    read_waker: Option<std::task::Waker>,
+    write_waker: Option<std::task::Waker>,
+}
+
+/// The readiness sources of a loop.
+///
+/// Where the poller has an edge mode (epoll, kqueue), a source is registered
+/// once for both directions, edge-triggered: an event sets the cached
+/// readiness, an operation that would block clears it, and no system call
+/// re-arms anything. IOCP (Windows) has no edge mode: there a source is
+/// registered oneshot and re-armed for the directions someone waits on.
+pub(crate) struct ReadinessSources {
+    sources: Slab<ReadinessSource>,
+    edge: bool,
+}
+
+impl ReadinessSources {
+    pub(crate) fn new(poller: &Poller) -> ReadinessSources {
+        ReadinessSources {
+            sources: Slab::new(),
+            edge: poller.supports_edge(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    pub(crate) fn register(&mut self, poller: &Poller, raw: RawSource) -> io::Result<usize> {
+        let entry = self.sources.vacant_entry();
+        let key = entry.key();
+        let (interest, mode, ready) = if self.edge {
+            // Optimistic: try the operation first; the first `WouldBlock`
+            // clears the bit and the next edge sets it again.
+            (
+                Event::all(SOURCE_KEY_BASE + key),
+                PollMode::Edge,
+                READ_READY | WRITE_READY,
+            )
+        } else {
+            (
+                Event::none(SOURCE_KEY_BASE + key),
+                PollMode::Oneshot,
+                READ_READY | WRITE_READY,
+            )
+        };
+        // SAFETY: as for `IoRegistry::add`: the registration is deleted
+        // (`deregister`, or the loop's close) before its owner closes the fd.
+        #[cfg(unix)]
+        unsafe {
+            poller.add_with_mode(raw, interest, mode)?
+        };
+        // SAFETY: as above, for a socket.
+        #[cfg(windows)]
+        unsafe {
+            poller.add_with_mode(raw, interest, mode)?
+        };
+        entry.insert(ReadinessSource {
+            raw,
+            ready,
+            read_waker: None,
+            write_waker: None,
+        });
+        Ok(key)
+    }
+
+    pub(crate) fn poll_ready(
+        &mut self,
+        poller: &Poller,
+        key: usize,
+        read: bool,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let Some(source) = self.sources.get_mut(key) else {
+            return std::task::Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the source is not registered with this loop (it was closed)",
+            )));
+        };
+        let bit = if read { READ_READY } else { WRITE_READY };
+        if source.ready & bit != 0 {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        let slot = if read {
+            &mut source.read_waker
+        } else {
+            &mut source.write_waker
+        };
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        if !self.edge {
+            let interest = Event::new(
+                SOURCE_KEY_BASE + key,
+                source.read_waker.is_some(),
+                source.write_waker.is_some(),
+            );
+            if let Err(err) = poller.modify_with_mode(borrow(source.raw), interest, PollMode::Oneshot) {
+                return std::task::Poll::Ready(Err(err));
+            }
+        }
+        std::task::Poll::Pending
+    }
+
+    pub(crate) fn clear_ready(&mut self, key: usize, read: bool) {
+        if let Some(source) = self.sources.get_mut(key) {
+            source.ready &= !if read { READ_READY } else { WRITE_READY };
+        }
+    }
+
+    /// Records an event and hands back the wakers to wake.
+    pub(crate) fn on_event(
+        &mut self,
+        key: usize,
+        readable: bool,
+        writable: bool,
+    ) -> [Option<std::task::Waker>; 2] {
+        let Some(source) = self.sources.get_mut(key) else {
+            return [None, None];
+        };
+        let mut woken = [None, None];
+        if readable {
+            source.ready |= READ_READY;
+            woken[0] = source.read_waker.take();
+        }
+        if writable {
+            source.ready |= WRITE_READY;
+            woken[1] = source.write_waker.take();
+        }
+        woken
+    }
+
+    pub(crate) fn deregister(&mut self, poller: &Poller, key: usize) {
+        if let Some(source) = self.sources.try_remove(key) {
+            let _ = poller.delete(borrow(source.raw));
+        }
+    }
+
+    pub(crate) fn clear(&mut self, poller: &Poller) {
+        for source in self.sources.drain() {
+            let _ = poller.delete(borrow(source.raw));
+        }
+    }
+}
+
+impl fmt::Debug for ReadinessSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadinessSources")
+            .field("sources", &self.sources.len())
+            .field("edge", &self.edge)
             .finish()
     }
 }

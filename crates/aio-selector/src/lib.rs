@@ -43,7 +43,6 @@ mod selector_loop;
 mod timer_heap;
 
 pub use executor::ThreadPool;
-pub use io::RawSource;
 pub use selector_loop::{
     CLOCK_RESOLUTION, MAXIMUM_SELECT_TIMEOUT, SLOW_CALLBACK_DURATION, SelectorEventLoop,
 };
@@ -52,7 +51,7 @@ pub use timer_heap::{Due, MIN_SCHEDULED_TIMER_HANDLES, TimerHeap};
 #[doc(hidden)]
 pub mod __private {
     pub use aio_events::{
-        AbstractEventLoop, Error, EventLoop, ExceptionHandler, Handle, Scheduler, TaskRef, ThreadsafeLoop,
-        TimerHandle, WakeTimer,
+        AbstractEventLoop, Error, EventLoop, ExceptionHandler, Handle, Interest, IoKey, RawSource, Scheduler,
+        TaskRef, ThreadsafeLoop, TimerHandle, WakeTimer,
     };
 }

@@ -18,18 +18,18 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use aio_events::{
-    AbstractEventLoop, Error, EventLoop, ExceptionContext, ExceptionHandler, Handle, Scheduler, TaskRef,
-    ThreadsafeLoop, TimerHandle, WakeTimer, panic_message,
+    AbstractEventLoop, Error, EventLoop, ExceptionContext, ExceptionHandler, Handle, Interest, IoKey,
+    Scheduler, TaskRef, ThreadsafeLoop, TimerHandle, WakeTimer, panic_message,
 };
 use polling::{Events, Poller};
 use slab::Slab;
 
 use crate::executor::ThreadPool;
-use crate::io::{Direction, IoRegistry, RawSource};
+use crate::io::{Direction, IoRegistry, RawSource, ReadinessSources, SOURCE_KEY_BASE};
 use crate::scheduler::{Ready, Shared};
 use crate::timer_heap::{Due, TimerHeap};
 
@@ -57,6 +57,7 @@ pub struct SelectorEventLoop {
     timers: RefCell<TimerHeap>,
     tasks: RefCell<Slab<TaskRef>>,
     io: RefCell<IoRegistry>,
+    sources: RefCell<ReadinessSources>,
     events: RefCell<Events>,
     running: Cell<bool>,
     stopping: Cell<bool>,
@@ -77,7 +78,9 @@ impl SelectorEventLoop {
     /// A new loop, unwrapped, for platform loops that embed it.
     pub fn create() -> Result<SelectorEventLoop, Error> {
         let poller = Poller::new()?;
+        let sources = ReadinessSources::new(&poller);
         Ok(SelectorEventLoop {
+            sources: RefCell::new(sources),
             shared: Arc::new(Shared::new(poller)),
             timers: RefCell::new(TimerHeap::new()),
             tasks: RefCell::new(Slab::new()),
@@ -156,7 +159,8 @@ impl SelectorEventLoop {
         // The poll-skip rule (module docs): with no fd registered, a
         // zero-timeout poll could only report our own wake-up, whose flag
         // `remote_pending` is read below anyway.
-        let polled = (timeout != Some(Duration::ZERO) || !self.io.borrow().is_empty()) && self.poll(timeout);
+        let watching = !self.io.borrow().is_empty() || !self.sources.borrow().is_empty();
+        let polled = (timeout != Some(Duration::ZERO) || watching) && self.poll(timeout);
         if self.shared.remote_pending() {
             self.shared.drain_remote();
         }
@@ -203,6 +207,18 @@ impl SelectorEventLoop {
         }
         let io = self.io.borrow();
         for event in events.iter() {
+            if event.key >= SOURCE_KEY_BASE {
+                let wakers = self.sources.borrow_mut().on_event(
+                    event.key - SOURCE_KEY_BASE,
+                    event.readable,
+                    event.writable,
+                );
+                // Our tasks' wakers only queue a step; no user code runs here.
+                for waker in wakers.into_iter().flatten() {
+                    waker.wake();
+                }
+                continue;
+            }
             let (reader, writer) = io.ready_callbacks(event.key, event.readable, event.writable);
             for callback in reader.into_iter().chain(writer) {
                 self.shared.push_local(Ready::Io(callback));
@@ -306,6 +322,7 @@ impl SelectorEventLoop {
         // Abandoned tasks may have woken others; drop those entries too.
         self.shared.clear_local();
         self.io.borrow_mut().clear(&self.shared.poller);
+        self.sources.borrow_mut().clear(&self.shared.poller);
         self.executor_shutdown.set(true);
         if let Some(mut executor) = self.executor.borrow_mut().take() {
             executor.shutdown_nowait();
@@ -473,6 +490,31 @@ impl AbstractEventLoop for SelectorEventLoop {
             );
         }
         Ok(())
+    }
+
+    fn io_register(&self, raw: RawSource) -> Result<IoKey, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let key = self.sources.borrow_mut().register(&self.shared.poller, raw)?;
+        Ok(IoKey(key))
+    }
+
+    fn io_poll_ready(&self, key: IoKey, interest: Interest, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.sources
+            .borrow_mut()
+            .poll_ready(&self.shared.poller, key.0, interest == Interest::Read, cx)
+            .map_err(Error::from)
+    }
+
+    fn io_clear_ready(&self, key: IoKey, interest: Interest) {
+        self.sources
+            .borrow_mut()
+            .clear_ready(key.0, interest == Interest::Read);
+    }
+
+    fn io_deregister(&self, key: IoKey) {
+        self.sources.borrow_mut().deregister(&self.shared.poller, key.0);
     }
 
     #[cfg(unix)]

@@ -1,0 +1,132 @@
+//! Readiness-based I/O on a loop's selector: what `aio::net`'s sockets (and
+//! any source of your own) stand on.
+//!
+//! A file of its own because it is the contract between socket types and
+//! loops: a socket registers its fd (socket on Windows) once, then tries each
+//! operation and, on `WouldBlock`, clears the cached readiness and waits for
+//! the selector to report the fd ready again. [`IoRegistration`] wraps the
+//! four loop methods into that loop ([`IoRegistration::poll_io`]).
+
+use std::fmt;
+use std::io;
+use std::task::{Context, Poll};
+
+use crate::{Error, EventLoop};
+
+/// An OS I/O handle a selector can watch: a file descriptor on Unix, a
+/// socket on Windows.
+#[cfg(unix)]
+pub type RawSource = std::os::fd::RawFd;
+/// An OS I/O handle a selector can watch: a file descriptor on Unix, a
+/// socket on Windows.
+#[cfg(windows)]
+pub type RawSource = std::os::windows::io::RawSocket;
+
+/// A direction of readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Readable (or accepting, or at end of stream, or in error).
+    Read,
+    /// Writable (or connected, or in error).
+    Write,
+}
+
+/// A loop's name for a registered source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IoKey(pub usize);
+
+/// A source registered with a loop for readiness: deregistered on drop.
+///
+/// The source itself (the socket) must outlive the registration: drop the
+/// registration first, then close the fd.
+pub struct IoRegistration {
+    event_loop: EventLoop,
+    key: IoKey,
+}
+
+impl IoRegistration {
+    /// Registers `raw` with `event_loop`'s selector.
+    pub fn new(event_loop: &EventLoop, raw: RawSource) -> Result<IoRegistration, Error> {
+        if event_loop.is_closed() {
+            return Err(Error::closed());
+        }
+        let key = event_loop.inner().io_register(raw)?;
+        Ok(IoRegistration {
+            event_loop: event_loop.clone(),
+            key,
+        })
+    }
+
+    /// Registers `raw` with the running loop.
+    pub fn with_running_loop(raw: RawSource) -> io::Result<IoRegistration> {
+        let event_loop = crate::get_running_loop().map_err(io::Error::other)?;
+        IoRegistration::new(&event_loop, raw).map_err(into_io)
+    }
+
+    /// The loop the source is registered with.
+    pub fn event_loop(&self) -> &EventLoop {
+        &self.event_loop
+    }
+
+    /// Ready when the selector last reported `interest` and nobody has
+    /// cleared it since; otherwise registers `cx`'s waker.
+    pub fn poll_ready(&self, interest: Interest, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.event_loop
+            .inner()
+            .io_poll_ready(self.key, interest, cx)
+            .map_err(into_io)
+    }
+
+    /// Forgets the cached readiness of `interest` (after a `WouldBlock`).
+    pub fn clear_ready(&self, interest: Interest) {
+        self.event_loop.inner().io_clear_ready(self.key, interest);
+    }
+
+    /// Runs `operation` until it does not block: tries it whenever the source
+    /// is (believed) ready, and on `WouldBlock` clears the readiness and waits.
+    pub fn poll_io<T>(
+        &self,
+        interest: Interest,
+        cx: &mut Context<'_>,
+        mut operation: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            if let Err(err) = std::task::ready!(self.poll_ready(interest, cx)) {
+                return Poll::Ready(Err(err));
+            }
+            match operation() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.clear_ready(interest),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Waits until `operation` does not block (the `async` form of
+    /// [`poll_io`](IoRegistration::poll_io)).
+    pub async fn io<T>(
+        &self,
+        interest: Interest,
+        mut operation: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        std::future::poll_fn(|cx| self.poll_io(interest, cx, &mut operation)).await
+    }
+}
+
+impl Drop for IoRegistration {
+    fn drop(&mut self) {
+        self.event_loop.inner().io_deregister(self.key);
+    }
+}
+
+impl fmt::Debug for IoRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoRegistration").field("key", &self.key).finish()
+    }
+}
+
+/// A loop error as an `io::Error` (sockets speak `io::Result`): the OS
+/// error itself for kind `Io`, otherwise the loop error wrapped.
+pub fn into_io(err: Error) -> io::Error {
+    err.into_io()
+}
