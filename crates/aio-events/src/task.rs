@@ -86,7 +86,10 @@ unsafe impl<F: Future> Sync for TaskCell<F> {}
 
 /// The loop-facing, type-erased side of a task.
 trait RawTask: Send + Sync {
-    fn run(&self, event_loop: &EventLoop) -> bool;
+    /// `this` is `self` as the data pointer of its `Arc` (from
+    /// `Arc::as_ptr`), which wakers need: a pointer derived from `&self`
+    /// would not cover the `Arc`'s counts.
+    fn run(&self, this: *const (), event_loop: &EventLoop) -> bool;
     fn wake_arc(self: Arc<Self>);
     fn cancel(&self) -> bool;
     fn state(&self) -> u32;
@@ -235,7 +238,7 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         self.wake_by_ref();
     }
 
-    fn run(&self, event_loop: &EventLoop) -> bool {
+    fn run(&self, this: *const (), event_loop: &EventLoop) -> bool {
         let previous = self.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if previous & COMPLETE != 0 {
             // A step queued before the task completed: now nothing refers to
@@ -255,9 +258,9 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         let Stage::Running(future) = (unsafe { self.stage() }) else {
             return false;
         };
-        // A borrowed waker: no reference-count traffic per poll. Every
-        // `TaskCell` lives in an `Arc`, so `self` is an `Arc`'s data pointer.
-        let raw = RawWaker::new(std::ptr::from_ref(self).cast::<()>(), &Self::VTABLE);
+        // A borrowed waker: no reference-count traffic per poll. `this` is
+        // the `Arc`'s data pointer, with the provenance wakers need.
+        let raw = RawWaker::new(this, &Self::VTABLE);
         // SAFETY: the vtable's functions uphold the `RawWaker` contract for a
         // pointer from a live `Arc<Self>`, and `ManuallyDrop` keeps this
         // borrowed waker from releasing a count it does not own.
@@ -538,7 +541,7 @@ impl TaskRef {
     /// `true` when the task is complete and no step of it is queued any
     /// more, so the loop can drop it from its task set.
     pub fn run(&self, event_loop: &EventLoop) -> bool {
-        self.0.run(event_loop)
+        self.0.run(Arc::as_ptr(&self.0).cast::<()>(), event_loop)
     }
 
     /// A pointer to the task that a loop can run through
@@ -619,8 +622,9 @@ impl RawTaskPtr {
     /// The `TaskRef` this pointer came from (or a clone of it) must stay
     /// alive until this call returns.
     pub unsafe fn run(self, event_loop: &EventLoop) -> bool {
-        // SAFETY: the caller keeps a reference alive, so the task is.
-        unsafe { &*self.0 }.run(event_loop)
+        // SAFETY: the caller keeps a reference alive, so the task is; the
+        // pointer came from `Arc::as_ptr`, as `run` requires.
+        unsafe { &*self.0 }.run(self.0.cast::<()>(), event_loop)
     }
 }
 

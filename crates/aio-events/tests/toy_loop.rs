@@ -1,0 +1,290 @@
+//! Tasks, wakers and handles on a toy loop with no OS underneath, so that
+//! `cargo +nightly miri test -p aio-events` checks the unsafe parts of
+//! `task.rs` and `handle.rs`: borrowed wakers, wakes from other threads,
+//! cancellation, panics, and a task outliving its loop's handles.
+//!
+//! A file of its own because it is a loop implementation in miniature: it
+//! runs each ready entry in FIFO order and stops when asked; timers fire at
+//! once (no clock), which is all these tests need.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aio_events::{
+    AbstractEventLoop, Error, ErrorKind, EventLoop, ExceptionHandler, Handle, Scheduler, TaskRef,
+    ThreadsafeLoop, ThreadsafeScheduler, TimerHandle,
+};
+
+#[derive(Default)]
+struct Queues {
+    local: VecDeque<usize>,
+    remote: Vec<TaskRef>,
+}
+
+struct ToyScheduler {
+    owner: thread::ThreadId,
+    queues: Mutex<Queues>,
+}
+
+impl Scheduler for ToyScheduler {
+    fn is_local(&self) -> bool {
+        thread::current().id() == self.owner
+    }
+    fn schedule_local(&self, key: usize) {
+        self.queues.lock().unwrap().local.push_back(key);
+    }
+    fn schedule_remote(&self, task: TaskRef) {
+        self.queues.lock().unwrap().remote.push(task);
+    }
+}
+
+impl ThreadsafeScheduler for ToyScheduler {
+    fn call_soon_threadsafe(&self, _callback: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        Err(Error::unsupported("call_soon_threadsafe on the toy loop"))
+    }
+    fn stop(&self) {}
+}
+
+struct ToyLoop {
+    scheduler: Arc<ToyScheduler>,
+    callbacks: RefCell<VecDeque<Handle>>,
+    tasks: RefCell<Vec<Option<TaskRef>>>,
+    stopping: Cell<bool>,
+    running: Cell<bool>,
+    closed: Cell<bool>,
+    handler: RefCell<Option<ExceptionHandler>>,
+}
+
+impl ToyLoop {
+    fn new() -> EventLoop {
+        EventLoop::new(ToyLoop {
+            scheduler: Arc::new(ToyScheduler {
+                owner: thread::current().id(),
+                queues: Mutex::default(),
+            }),
+            callbacks: RefCell::default(),
+            tasks: RefCell::default(),
+            stopping: Cell::new(false),
+            running: Cell::new(false),
+            closed: Cell::new(false),
+            handler: RefCell::default(),
+        })
+    }
+
+    fn run_task(&self, this: &EventLoop, task: &TaskRef) {
+        let key = task.key();
+        if task.run(this) {
+            self.tasks.borrow_mut()[key] = None;
+        }
+    }
+}
+
+impl AbstractEventLoop for ToyLoop {
+    fn call_soon(&self, handle: Handle) -> Result<(), Error> {
+        self.callbacks.borrow_mut().push_back(handle);
+        Ok(())
+    }
+    fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error> {
+        self.callbacks.borrow_mut().push_back(handle.clone());
+        Ok(TimerHandle::new(handle, when, None))
+    }
+    fn run_forever(&self, this: &EventLoop) -> Result<(), Error> {
+        self.running.set(true);
+        while !self.stopping.get() {
+            let (keys, remote) = {
+                let mut queues = self.scheduler.queues.lock().unwrap();
+                (
+                    std::mem::take(&mut queues.local),
+                    std::mem::take(&mut queues.remote),
+                )
+            };
+            let callbacks = std::mem::take(&mut *self.callbacks.borrow_mut());
+            if keys.is_empty() && remote.is_empty() && callbacks.is_empty() {
+                thread::yield_now();
+                continue;
+            }
+            for key in keys {
+                let task = self.tasks.borrow()[key].clone();
+                if let Some(task) = task {
+                    self.run_task(this, &task);
+                }
+            }
+            for task in remote {
+                self.run_task(this, &task);
+            }
+            for handle in callbacks {
+                handle.run();
+            }
+        }
+        self.stopping.set(false);
+        self.running.set(false);
+        Ok(())
+    }
+    fn stop(&self) {
+        self.stopping.set(true);
+    }
+    fn close(&self, this: &EventLoop) -> Result<(), Error> {
+        self.closed.set(true);
+        self.callbacks.borrow_mut().clear();
+        let pending: Vec<TaskRef> = self.tasks.borrow_mut().drain(..).flatten().collect();
+        for task in pending {
+            task.abandon(Some(this));
+        }
+        Ok(())
+    }
+    fn is_running(&self) -> bool {
+        self.running.get()
+    }
+    fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+    fn scheduler(&self) -> Arc<dyn Scheduler> {
+        self.scheduler.clone()
+    }
+    fn spawn(&self, task: TaskRef) -> Result<(), Error> {
+        let mut tasks = self.tasks.borrow_mut();
+        task.set_key(tasks.len());
+        tasks.push(Some(task));
+        self.scheduler.schedule_local(tasks.len() - 1);
+        Ok(())
+    }
+    fn all_tasks(&self) -> Vec<TaskRef> {
+        self.tasks
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|t| !t.done())
+            .cloned()
+            .collect()
+    }
+    fn threadsafe(&self) -> ThreadsafeLoop {
+        ThreadsafeLoop::new(self.scheduler.clone())
+    }
+    fn set_debug(&self, _enabled: bool) {}
+    fn get_debug(&self) -> bool {
+        false
+    }
+    fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.handler.borrow_mut() = handler;
+    }
+    fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.handler.borrow().clone()
+    }
+    fn run_in_executor(&self, _job: Box<dyn FnOnce() + Send>) -> Result<(), Error> {
+        Err(Error::unsupported("run_in_executor on the toy loop"))
+    }
+    fn shutdown_default_executor(&self, _timeout: Duration) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A future that hands its waker to another thread, which wakes it.
+struct WokenElsewhere {
+    sent: bool,
+}
+
+impl std::future::Future for WokenElsewhere {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.sent {
+            return std::task::Poll::Ready(());
+        }
+        self.sent = true;
+        let waker = cx.waker().clone();
+        thread::spawn(move || {
+            let extra = waker.clone();
+            waker.wake();
+            drop(extra);
+        });
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn tasks_complete_yield_and_return_outputs() {
+    let event_loop = ToyLoop::new();
+    let out = event_loop
+        .run_until_complete(async {
+            let a = aio_events::create_task(async {
+                aio_events::sleep(Duration::ZERO).await;
+                String::from("a")
+            });
+            let b = aio_events::create_task(async { 2 });
+            (a.await.unwrap(), b.await.unwrap())
+        })
+        .unwrap();
+    assert_eq!(out, ("a".to_owned(), 2));
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn a_wake_from_another_thread_reaches_the_task() {
+    let event_loop = ToyLoop::new();
+    let out = event_loop
+        .run_until_complete(async {
+            WokenElsewhere { sent: false }.await;
+            7
+        })
+        .unwrap();
+    assert_eq!(out, 7);
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn cancel_drops_the_future_and_panics_are_caught() {
+    let event_loop = ToyLoop::new();
+    let dropped = Rc::new(Cell::new(false));
+    let flag = dropped.clone();
+    let (cancelled, panicked) = event_loop
+        .run_until_complete(async move {
+            struct Guard(Rc<Cell<bool>>);
+            impl Drop for Guard {
+                fn drop(&mut self) {
+                    self.0.set(true);
+                }
+            }
+            let sleeper = aio_events::create_task(async move {
+                let _guard = Guard(flag);
+                std::future::pending::<()>().await;
+            });
+            aio_events::sleep(Duration::ZERO).await;
+            assert!(sleeper.cancel());
+            let cancelled = sleeper.await.unwrap_err();
+            let panicked = aio_events::create_task(async { panic!("boom") })
+                .await
+                .unwrap_err();
+            (cancelled, panicked)
+        })
+        .unwrap();
+    assert!(cancelled.is_cancelled());
+    assert_eq!(panicked.kind(), ErrorKind::Panicked);
+    assert!(dropped.get());
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn closing_abandons_pending_tasks_and_their_wakers_may_outlive_the_loop() {
+    let event_loop = ToyLoop::new();
+    let parked: Arc<Mutex<Option<std::task::Waker>>> = Arc::default();
+    let slot = parked.clone();
+    let task = event_loop
+        .create_task(std::future::poll_fn(move |cx| {
+            *slot.lock().unwrap() = Some(cx.waker().clone());
+            std::task::Poll::<()>::Pending
+        }))
+        .unwrap();
+    event_loop
+        .run_until_complete(aio_events::sleep(Duration::ZERO))
+        .unwrap();
+    event_loop.close().unwrap();
+    assert!(task.done() && task.cancelled());
+    drop(task);
+    drop(event_loop);
+    // The loop is gone; the waker is woken and dropped on another thread.
+    let waker = parked.lock().unwrap().take().expect("the task was polled");
+    thread::spawn(move || waker.wake()).join().unwrap();
+}
