@@ -5,17 +5,14 @@
 //! ready queues and timer heaps, the handle is the user's way to cancel, and
 //! it is the hottest allocation of a callback-heavy program.
 //!
-//! One allocation per callback, from a per-thread pool: a handle is a
-//! reference-counted block (a header, then the callback inline) whose header
-//! points to a static table of the callback type's functions, as `Rc<dyn _>`
-//! would, but whose memory comes from size-classed free lists (32 to 256
-//! bytes) instead of the global allocator. `Handle` is `!Send`, so a block is
-//! always freed on the thread that allocated it, and a free list never needs a
-//! lock or an atomic. A chain of `call_soon`s thus reuses one block after
-//! another; blocks beyond a class's cap, and callbacks too large for the
-//! classes, go to the global allocator.
+//! One allocation per callback, from the per-thread pool (`pool.rs`): a
+//! handle is a reference-counted block (a header, then the callback inline)
+//! whose header points to a static table of the callback type's functions,
+//! as `Rc<dyn _>` would, but whose memory is reused from free lists instead
+//! of going through `malloc` and `free` each time. `Handle` is `!Send`, so
+//! its count needs no atomics.
 
-use std::alloc::{self, Layout};
+use std::alloc::Layout;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -43,8 +40,6 @@ struct VTable {
     take: unsafe fn(NonNull<Header>, call: bool) -> bool,
     name: fn() -> &'static str,
     layout: Layout,
-    /// The pool's size class, or `None` for the global allocator.
-    class: Option<usize>,
 }
 
 #[repr(C)]
@@ -59,7 +54,6 @@ impl<F: FnOnce() + 'static> Block<F> {
         take: Self::take,
         name: std::any::type_name::<F>,
         layout: Layout::new::<Block<F>>(),
-        class: size_class(Layout::new::<Block<F>>()),
     };
 
     /// # Safety
@@ -85,126 +79,6 @@ impl<F: FnOnce() + 'static> Block<F> {
     }
 }
 
-/// Sizes of the pool's classes; blocks are aligned to `POOL_ALIGN`.
-const CLASSES: [usize; 4] = [32, 64, 128, 256];
-const POOL_ALIGN: usize = 16;
-/// Free blocks kept per class; the rest go back to the global allocator.
-const MAX_FREE_PER_CLASS: usize = 1024;
-
-const fn size_class(layout: Layout) -> Option<usize> {
-    if layout.align() > POOL_ALIGN {
-        return None;
-    }
-    let mut class = 0;
-    while class < CLASSES.len() {
-        if layout.size() <= CLASSES[class] {
-            return Some(class);
-        }
-        class += 1;
-    }
-    None
-}
-
-fn class_layout(class: usize) -> Layout {
-    // Sizes and alignment are small powers of two: always a valid layout.
-    Layout::from_size_align(CLASSES[class], POOL_ALIGN).expect("pool layouts are valid")
-}
-
-/// A freed block's first word links to the next free block of its class.
-struct FreeBlock {
-    next: *mut FreeBlock,
-}
-
-/// This thread's free lists.
-struct Pool {
-    heads: [Cell<*mut FreeBlock>; CLASSES.len()],
-    counts: [Cell<usize>; CLASSES.len()],
-}
-
-impl Pool {
-    const fn new() -> Pool {
-        Pool {
-            heads: [const { Cell::new(std::ptr::null_mut()) }; CLASSES.len()],
-            counts: [const { Cell::new(0) }; CLASSES.len()],
-        }
-    }
-
-    fn pop(&self, class: usize) -> Option<NonNull<u8>> {
-        let head = NonNull::new(self.heads[class].get())?;
-        // SAFETY: every block on the list was pushed by `push` below, which
-        // wrote a `FreeBlock` into it; the list is this thread's alone.
-        let next = unsafe { head.as_ref().next };
-        self.heads[class].set(next);
-        self.counts[class].set(self.counts[class].get() - 1);
-        Some(head.cast())
-    }
-
-    /// Keeps `block` for reuse; `false` when the class is full.
-    fn push(&self, class: usize, block: NonNull<u8>) -> bool {
-        if self.counts[class].get() >= MAX_FREE_PER_CLASS {
-            return false;
-        }
-        let node = block.cast::<FreeBlock>();
-        // SAFETY: the block is at least 32 bytes, 16-aligned, and no longer
-        // used by any handle: it may hold our link.
-        unsafe {
-            node.as_ptr().write(FreeBlock {
-                next: self.heads[class].get(),
-            })
-        };
-        self.heads[class].set(node.as_ptr());
-        self.counts[class].set(self.counts[class].get() + 1);
-        true
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        for class in 0..CLASSES.len() {
-            while let Some(block) = self.pop(class) {
-                // SAFETY: allocated by `alloc_block` with this class's layout.
-                unsafe { alloc::dealloc(block.as_ptr(), class_layout(class)) };
-            }
-        }
-    }
-}
-
-thread_local! {
-    static POOL: Pool = const { Pool::new() };
-}
-
-fn alloc_block(vtable: &VTable) -> NonNull<u8> {
-    let layout = match vtable.class {
-        Some(class) => {
-            if let Some(block) = POOL.try_with(|pool| pool.pop(class)).ok().flatten() {
-                return block;
-            }
-            class_layout(class)
-        }
-        None => vtable.layout,
-    };
-    // SAFETY: every `Block` has a non-zero size (the header alone is).
-    let raw = unsafe { alloc::alloc(layout) };
-    NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout))
-}
-
-/// # Safety
-/// `block` came from `alloc_block(vtable)` and is no longer used.
-unsafe fn free_block(block: NonNull<u8>, vtable: &VTable) {
-    let layout = match vtable.class {
-        Some(class) => {
-            // The pool may be gone while the thread exits: then free directly.
-            if POOL.try_with(|pool| pool.push(class, block)).unwrap_or(false) {
-                return;
-            }
-            class_layout(class)
-        }
-        None => vtable.layout,
-    };
-    // SAFETY: allocated with this layout by `alloc_block`.
-    unsafe { alloc::dealloc(block.as_ptr(), layout) };
-}
-
 /// A callback scheduled with `call_soon`; cancel it before it runs.
 ///
 /// Clones refer to the same callback. The loop keeps one in its ready queue.
@@ -215,7 +89,7 @@ impl Handle {
     /// implementations use this; users get handles from `call_soon`.
     pub fn new<F: FnOnce() + 'static>(callback: F) -> Handle {
         let vtable = &Block::<F>::VTABLE;
-        let block = alloc_block(vtable).cast::<Block<F>>();
+        let block = crate::pool::alloc(vtable.layout).cast::<Block<F>>();
         // SAFETY: `block` is fresh memory with room and alignment for a
         // `Block<F>` (its class or its exact layout).
         unsafe {
@@ -322,7 +196,7 @@ impl Drop for Handle {
         // panic in the callback's destructor leaks the block, nothing worse.
         unsafe {
             (vtable.take)(self.0, false);
-            free_block(self.0.cast(), vtable);
+            crate::pool::free(self.0.cast(), vtable.layout);
         }
     }
 }

@@ -36,6 +36,7 @@ mod futures;
 mod handle;
 mod io;
 mod policy;
+mod pool;
 mod running;
 mod task;
 

@@ -3,9 +3,13 @@
 //! [`Scheduler`] a task's waker pushes to.
 //!
 //! A file of its own because it holds the one piece of hand-made unsafe
-//! plumbing in this crate: a single allocation per task (state word, future or
-//! output, join waker) shared between the loop, the user's handle and wakers
-//! that may travel to other threads.
+//! plumbing of the runtime: a task is one block (header, then the future or
+//! its output) with an atomic reference count, shared between the loop's task
+//! set, the user's `Task<T>`, queued steps and wakers that may travel to
+//! other threads. The header points to a static table of the future type's
+//! functions, so every handle is a thin pointer and the waker's vtable is one
+//! static table for all tasks. The block comes from the per-thread pool
+//! (`pool.rs`), not from `malloc` each time.
 //!
 //! The threading rule that makes it sound: everything in a task except its
 //! state word, its scheduler and its reference count is touched only on the
@@ -14,8 +18,9 @@
 //! another thread goes through the scheduler's thread-safe queue. The future
 //! and the output are always dropped on the loop's thread: on completion, by
 //! `Task<T>`'s drop, or by [`TaskRef::abandon`] when the loop closes, so when
-//! a foreign thread drops the last waker only plain memory is freed.
+//! a foreign thread drops the last reference only plain memory is freed.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -24,12 +29,12 @@ use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{self, AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::event_loop::WeakEventLoop;
-use crate::event_loop::panic_message;
+use crate::event_loop::{WeakEventLoop, panic_message};
 use crate::{Error, ErrorKind, EventLoop, ExceptionContext};
 
 /// Where a task's wake-ups go: the loop's ready queue when woken on the loop's
@@ -65,148 +70,199 @@ enum Stage<F: Future> {
     Consumed,
 }
 
-struct TaskCell<F: Future> {
+#[repr(C)]
+struct Header {
+    refs: AtomicUsize,
     state: AtomicU32,
+    vtable: &'static TaskVTable,
     scheduler: Arc<dyn Scheduler>,
     // Loop-thread only, see the module docs.
     key: Cell<usize>,
     handle_alive: Cell<bool>,
-    stage: UnsafeCell<Stage<F>>,
     join_waker: UnsafeCell<Option<Waker>>,
 }
 
-// SAFETY: other threads reach a `TaskCell` only through wakers and `TaskRef`s
-// queued on the scheduler's thread-safe queue; they touch `state` (atomic),
-// `scheduler` (`Send + Sync`) and the `Arc` count. The `Cell`/`UnsafeCell`
-// fields are used only on the loop's thread, and the future and output are
-// dropped there before the cell can be freed elsewhere (module docs).
-unsafe impl<F: Future> Send for TaskCell<F> {}
-// SAFETY: as for `Send` above.
-unsafe impl<F: Future> Sync for TaskCell<F> {}
-
-/// The loop-facing, type-erased side of a task.
-trait RawTask: Send + Sync {
-    /// `this` is `self` as the data pointer of its `Arc` (from
-    /// `Arc::as_ptr`), which wakers need: a pointer derived from `&self`
-    /// would not cover the `Arc`'s counts.
-    fn run(&self, this: *const (), event_loop: &EventLoop) -> bool;
-    fn wake_arc(self: Arc<Self>);
-    fn cancel(&self) -> bool;
-    fn state(&self) -> u32;
-    fn abandon(&self, event_loop: Option<&EventLoop>);
-    fn take_unretrieved_panic(&self) -> Option<String>;
-    fn key(&self) -> &Cell<usize>;
-    fn name(&self) -> &'static str;
+/// The functions of one future type. Every one takes the task's header
+/// pointer (the block's own pointer, with the provenance of the whole block).
+struct TaskVTable {
+    /// One step: poll, or end a cancelled task. `true` when the task is
+    /// complete and no step of it is queued any more.
+    run: unsafe fn(NonNull<Header>, &EventLoop) -> bool,
+    /// Ends a pending task without running it (the loop is closing).
+    abandon: unsafe fn(NonNull<Header>, Option<&EventLoop>),
+    /// Moves the output, if finished, into `*out`, an
+    /// `Option<Result<F::Output, Failure>>`.
+    take_output: unsafe fn(NonNull<Header>, out: *mut ()),
+    /// Drops an output nobody took, reporting an unretrieved panic.
+    release_output: unsafe fn(NonNull<Header>, Option<EventLoop>),
+    /// Takes the message of a panic stored for a `Task` nobody awaited.
+    take_unretrieved_panic: unsafe fn(NonNull<Header>) -> Option<String>,
+    /// Drops the block in place and frees it (the last reference is gone).
+    destroy: unsafe fn(NonNull<Header>),
+    name: fn() -> &'static str,
 }
 
-/// The output side of a task, typed by its output.
-trait JoinTarget<T> {
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, Failure>>;
-    fn take_output(&self) -> Option<Result<T, Failure>>;
-    fn cancel(self: Arc<Self>) -> bool;
-    fn to_task_ref(self: Arc<Self>) -> TaskRef;
-    fn state(&self) -> u32;
-    fn release_handle(&self, event_loop: Option<EventLoop>);
-    fn name(&self) -> &'static str;
+#[repr(C)]
+struct TaskCell<F: Future> {
+    header: Header,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+/// Shared access to a task's header.
+///
+/// # Safety
+/// `task` points to a live task (the caller holds a reference).
+unsafe fn header<'a>(task: NonNull<Header>) -> &'a Header {
+    // SAFETY: per this function's contract.
+    unsafe { task.as_ref() }
+}
+
+fn retain(task: NonNull<Header>) {
+    // SAFETY: callers hold a reference, so the task is alive.
+    let old = unsafe { header(task) }.refs.fetch_add(1, Ordering::Relaxed);
+    if old > isize::MAX as usize {
+        // As `Arc` does: a count this high means leaked clones; stop.
+        std::process::abort();
+    }
+}
+
+/// # Safety
+/// The caller gives up one reference it holds.
+unsafe fn release(task: NonNull<Header>) {
+    // SAFETY: the caller holds a reference until here.
+    let header = unsafe { header(task) };
+    if header.refs.fetch_sub(1, Ordering::Release) == 1 {
+        atomic::fence(Ordering::Acquire);
+        let destroy = header.vtable.destroy;
+        // SAFETY: that was the last reference.
+        unsafe { destroy(task) };
+    }
+}
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(clone_waker, wake_waker, wake_by_ref_waker, drop_waker);
+
+unsafe fn clone_waker(ptr: *const ()) -> RawWaker {
+    // SAFETY: `ptr` is a task header; the waker being cloned holds a count.
+    retain(unsafe { NonNull::new_unchecked(ptr.cast_mut().cast()) });
+    RawWaker::new(ptr, &WAKER_VTABLE)
+}
+
+unsafe fn wake_waker(ptr: *const ()) {
+    // SAFETY: as above; this waker owns one count, released after the wake.
+    let task = unsafe { NonNull::new_unchecked(ptr.cast_mut().cast::<Header>()) };
+    // SAFETY: our count keeps the task (and its scheduler) alive meanwhile.
+    unsafe { wake(task) };
+    // SAFETY: the waker's own count.
+    unsafe { release(task) };
+}
+
+unsafe fn wake_by_ref_waker(ptr: *const ()) {
+    // SAFETY: the waker holds a count for the duration of the call.
+    unsafe { wake(NonNull::new_unchecked(ptr.cast_mut().cast::<Header>())) };
+}
+
+unsafe fn drop_waker(ptr: *const ()) {
+    // SAFETY: the waker owns one count, released here.
+    unsafe { release(NonNull::new_unchecked(ptr.cast_mut().cast::<Header>())) };
+}
+
+/// Marks the task scheduled and queues a step, unless one is queued already
+/// or the task is done.
+///
+/// # Safety
+/// The caller holds a reference for the whole call: it keeps the task, and so
+/// the scheduler it holds, alive while the scheduler runs.
+unsafe fn wake(task: NonNull<Header>) {
+    // SAFETY: per this function's contract.
+    let header = unsafe { header(task) };
+    let mut state = header.state.load(Ordering::Acquire);
+    loop {
+        if state & (SCHEDULED | COMPLETE) != 0 {
+            return;
+        }
+        match header.state.compare_exchange_weak(
+            state,
+            state | SCHEDULED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => break,
+            Err(actual) => state = actual,
+        }
+    }
+    if header.scheduler.is_local() {
+        header.scheduler.schedule_local(header.key.get());
+    } else {
+        retain(task);
+        header.scheduler.schedule_remote(TaskRef(task));
+    }
+}
+
+/// Wakes the task who awaits this one. Loop thread only.
+fn wake_joiner(header: &Header) {
+    // SAFETY: loop thread (module docs); no other reference to the slot.
+    if let Some(waker) = unsafe { (*header.join_waker.get()).take() } {
+        waker.wake();
+    }
 }
 
 impl<F: Future + 'static> TaskCell<F> {
-    const VTABLE: RawWakerVTable = RawWakerVTable::new(
-        Self::clone_waker,
-        Self::wake_waker,
-        Self::wake_by_ref_waker,
-        Self::drop_waker,
-    );
-
-    unsafe fn clone_waker(ptr: *const ()) -> RawWaker {
-        // SAFETY: `ptr` came from `Arc::into_raw`/`Arc::as_ptr` of a live
-        // `Arc<Self>` (the waker being cloned holds a count).
-        unsafe { Arc::increment_strong_count(ptr.cast::<Self>()) };
-        RawWaker::new(ptr, &Self::VTABLE)
-    }
-
-    unsafe fn wake_waker(ptr: *const ()) {
-        // SAFETY: the waker owns one strong count, which `from_raw` takes over.
-        let task = unsafe { Arc::from_raw(ptr.cast::<Self>()) };
-        // Schedule a clone while our count keeps the task (and with it the
-        // scheduler) alive; ours is released after.
-        task.wake_by_ref();
-    }
-
-    unsafe fn wake_by_ref_waker(ptr: *const ()) {
-        // SAFETY: the waker holds a strong count for the duration of the call;
-        // `ManuallyDrop` keeps us from releasing it.
-        let task = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Self>()) });
-        task.wake_by_ref();
-    }
-
-    unsafe fn drop_waker(ptr: *const ()) {
-        // SAFETY: the waker owns one strong count, released here.
-        unsafe { Arc::decrement_strong_count(ptr.cast::<Self>()) };
-    }
-
-    /// Marks the task scheduled and hands a new reference to the scheduler,
-    /// unless it is scheduled already or done.
-    ///
-    /// The caller's reference keeps the task, and so the scheduler it holds,
-    /// alive for the whole call: the scheduler may drop the reference it is
-    /// given (a closed loop does) without pulling itself from under its feet.
-    fn wake_by_ref(self: &Arc<Self>) {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            if state & (SCHEDULED | COMPLETE) != 0 {
-                return;
-            }
-            match self.state.compare_exchange_weak(
-                state,
-                state | SCHEDULED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
-        }
-        if self.scheduler.is_local() {
-            self.scheduler.schedule_local(self.key.get());
-        } else {
-            self.scheduler
-                .schedule_remote(TaskRef(Arc::clone(self) as Arc<dyn RawTask>));
-        }
-    }
-
-    /// Whether no step of the task is queued: the loop may then forget the
-    /// task's key, which a queued local step would still name.
-    fn no_step_queued(&self) -> bool {
-        self.state.load(Ordering::Acquire) & SCHEDULED == 0
-    }
+    const VTABLE: TaskVTable = TaskVTable {
+        run: Self::run,
+        abandon: Self::abandon,
+        take_output: Self::take_output,
+        release_output: Self::release_output,
+        take_unretrieved_panic: Self::take_unretrieved_panic,
+        destroy: Self::destroy,
+        name: std::any::type_name::<F>,
+    };
 
     /// # Safety
-    /// Loop thread only, with no other reference into the stage alive.
+    /// `task` is a live `TaskCell<F>`; loop thread; no other reference into
+    /// the stage is alive.
     #[allow(
         clippy::mut_from_ref,
         reason = "the UnsafeCell is confined to the loop thread"
     )]
-    unsafe fn stage(&self) -> &mut Stage<F> {
-        // SAFETY: the caller is on the loop thread, which is the only one
-        // touching `stage`, and holds no other reference into it.
-        unsafe { &mut *self.stage.get() }
+    unsafe fn stage<'a>(task: NonNull<Header>) -> &'a mut Stage<F> {
+        // SAFETY: per this function's contract.
+        unsafe { &mut *task.cast::<TaskCell<F>>().as_ref().stage.get() }
     }
 
-    /// Stores the task's end and wakes whoever awaits it. Loop thread only.
-    fn finish(&self, event_loop: Option<&EventLoop>, result: Result<F::Output, Failure>) {
+    /// Drops the future, catching a panic in its destructor.
+    ///
+    /// # Safety
+    /// As for [`stage`](Self::stage).
+    unsafe fn drop_future(task: NonNull<Header>) -> Result<(), Box<dyn Any + Send>> {
+        // SAFETY: per this function's contract.
+        let old = mem::replace(unsafe { Self::stage(task) }, Stage::Consumed);
+        catch_unwind(AssertUnwindSafe(move || drop(old)))
+    }
+
+    /// Stores the task's end and wakes whoever awaits it.
+    ///
+    /// # Safety
+    /// As for [`stage`](Self::stage).
+    unsafe fn finish(
+        task: NonNull<Header>,
+        event_loop: Option<&EventLoop>,
+        result: Result<F::Output, Failure>,
+    ) {
+        // SAFETY: the caller holds a reference.
+        let header = unsafe { header(task) };
         let flag = match &result {
             Ok(_) => 0,
             Err(Failure::Cancelled) => CANCELLED,
             Err(Failure::Panicked(_)) => PANICKED,
         };
-        if self.handle_alive.get() {
-            // SAFETY: loop thread (we are in `run` or `abandon`).
-            unsafe { *self.stage() = Stage::Finished(result) };
+        if header.handle_alive.get() {
+            // SAFETY: per this function's contract.
+            unsafe { *Self::stage(task) = Stage::Finished(result) };
         } else if let Err(Failure::Panicked(payload)) = result {
             let context = ExceptionContext::new("Task exception was never retrieved")
                 .with_exception(panic_message(&*payload))
-                .with_task(self.name());
+                .with_task(std::any::type_name::<F>());
             match event_loop {
                 Some(event_loop) => event_loop.call_exception_handler(context),
                 None => crate::event_loop::default_exception_handler(&context),
@@ -214,117 +270,130 @@ impl<F: Future + 'static> TaskCell<F> {
         } else {
             drop(result);
         }
-        self.state.fetch_or(COMPLETE | flag, Ordering::AcqRel);
-        // SAFETY: loop thread.
-        if let Some(waker) = unsafe { (*self.join_waker.get()).take() } {
-            waker.wake();
-        }
+        header.state.fetch_or(COMPLETE | flag, Ordering::AcqRel);
+        wake_joiner(header);
     }
 
-    /// Drops the future, catching a panic in its destructor.
-    fn drop_future(&self) -> Result<(), Box<dyn Any + Send>> {
-        // SAFETY: loop thread (callers are `run` and `abandon`).
-        let old = mem::replace(unsafe { self.stage() }, Stage::Consumed);
-        catch_unwind(AssertUnwindSafe(move || drop(old)))
+    fn no_step_queued(header: &Header) -> bool {
+        header.state.load(Ordering::Acquire) & SCHEDULED == 0
     }
 
-    fn name(&self) -> &'static str {
-        std::any::type_name::<F>()
-    }
-}
-
-impl<F: Future + 'static> RawTask for TaskCell<F> {
-    fn wake_arc(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn run(&self, this: *const (), event_loop: &EventLoop) -> bool {
-        let previous = self.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
+    unsafe fn run(task: NonNull<Header>, event_loop: &EventLoop) -> bool {
+        // SAFETY: the loop runs a step while holding a reference, on its
+        // thread (the vtable's contract).
+        let header = unsafe { header(task) };
+        let previous = header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if previous & COMPLETE != 0 {
             // A step queued before the task completed: now nothing refers to
             // the task's key any more.
             return true;
         }
         if previous & CANCEL_REQUESTED != 0 {
-            let failure = match self.drop_future() {
+            // SAFETY: loop thread, no reference into the stage alive.
+            let failure = match unsafe { Self::drop_future(task) } {
                 Ok(()) => Failure::Cancelled,
                 Err(payload) => Failure::Panicked(payload),
             };
-            self.finish(Some(event_loop), Err(failure));
-            return self.no_step_queued();
+            // SAFETY: as above.
+            unsafe { Self::finish(task, Some(event_loop), Err(failure)) };
+            return Self::no_step_queued(header);
         }
-        // SAFETY: loop thread; the reference ends before anything else
-        // touches the stage.
-        let Stage::Running(future) = (unsafe { self.stage() }) else {
+        // SAFETY: loop thread; this reference ends before the stage is
+        // touched again (in `drop_future`/`finish` below).
+        let Stage::Running(future) = (unsafe { Self::stage(task) }) else {
             return false;
         };
-        // A borrowed waker: no reference-count traffic per poll. `this` is
-        // the `Arc`'s data pointer, with the provenance wakers need.
-        let raw = RawWaker::new(this, &Self::VTABLE);
+        // A borrowed waker: no reference-count traffic per poll. `task` is
+        // the block's own pointer, with the provenance the waker needs.
+        let raw = RawWaker::new(task.as_ptr().cast_const().cast(), &WAKER_VTABLE);
         // SAFETY: the vtable's functions uphold the `RawWaker` contract for a
-        // pointer from a live `Arc<Self>`, and `ManuallyDrop` keeps this
-        // borrowed waker from releasing a count it does not own.
+        // live task header, and `ManuallyDrop` keeps this borrowed waker from
+        // releasing a count it does not own.
         let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
         let mut cx = Context::from_waker(&waker);
-        // SAFETY: the future lives inside the `Arc` allocation and is never
-        // moved out until it is dropped in place by `drop_future`/`finish`.
+        // SAFETY: the future lives inside the task's block and is never moved
+        // out until it is dropped in place by `drop_future`.
         let pinned = unsafe { Pin::new_unchecked(future) };
         let polled = catch_unwind(AssertUnwindSafe(|| pinned.poll(&mut cx)));
-        match polled {
-            Ok(Poll::Pending) => false,
-            Ok(Poll::Ready(output)) => {
-                let dropped = self.drop_future();
-                let result = match dropped {
-                    Ok(()) => Ok(output),
-                    Err(payload) => Err(Failure::Panicked(payload)),
-                };
-                self.finish(Some(event_loop), result);
-                self.no_step_queued()
-            }
+        let result = match polled {
+            Ok(Poll::Pending) => return false,
+            // SAFETY: loop thread; the poll's borrow has ended.
+            Ok(Poll::Ready(output)) => match unsafe { Self::drop_future(task) } {
+                Ok(()) => Ok(output),
+                Err(payload) => Err(Failure::Panicked(payload)),
+            },
             Err(payload) => {
                 // The future may be half torn down: drop it now, ignoring a
                 // second panic from its destructor.
-                let _ = self.drop_future();
-                self.finish(Some(event_loop), Err(Failure::Panicked(payload)));
-                self.no_step_queued()
+                // SAFETY: as above.
+                let _ = unsafe { Self::drop_future(task) };
+                Err(Failure::Panicked(payload))
             }
-        }
+        };
+        // SAFETY: as above.
+        unsafe { Self::finish(task, Some(event_loop), result) };
+        Self::no_step_queued(header)
     }
 
-    fn cancel(&self) -> bool {
-        let state = self.state.load(Ordering::Acquire);
-        if state & COMPLETE != 0 {
-            return false;
-        }
-        self.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
-        true
-    }
-
-    fn state(&self) -> u32 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    fn abandon(&self, event_loop: Option<&EventLoop>) {
-        if self.state.load(Ordering::Acquire) & COMPLETE != 0 {
+    unsafe fn abandon(task: NonNull<Header>, event_loop: Option<&EventLoop>) {
+        // SAFETY: the caller holds a reference, on the loop's thread.
+        let header = unsafe { header(task) };
+        if header.state.load(Ordering::Acquire) & COMPLETE != 0 {
             return;
         }
         if let Some(event_loop) = event_loop
             && event_loop.get_debug()
         {
             event_loop.call_exception_handler(
-                ExceptionContext::new("Task was destroyed but it is pending!").with_task(self.name()),
+                ExceptionContext::new("Task was destroyed but it is pending!")
+                    .with_task(std::any::type_name::<F>()),
             );
         }
-        let failure = match self.drop_future() {
+        // SAFETY: loop thread, no reference into the stage alive.
+        let failure = match unsafe { Self::drop_future(task) } {
             Ok(()) => Failure::Cancelled,
             Err(payload) => Failure::Panicked(payload),
         };
-        self.finish(event_loop, Err(failure));
+        // SAFETY: as above.
+        unsafe { Self::finish(task, event_loop, Err(failure)) };
     }
 
-    fn take_unretrieved_panic(&self) -> Option<String> {
+    unsafe fn take_output(task: NonNull<Header>, out: *mut ()) {
+        // SAFETY: the caller holds a reference, on the loop's thread.
+        if unsafe { header(task) }.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            return;
+        }
+        // SAFETY: loop thread; `out` is an `Option<Result<F::Output,
+        // Failure>>` (the `Task<F::Output>` that calls us made it).
+        unsafe {
+            if let Stage::Finished(result) = mem::replace(Self::stage(task), Stage::Consumed) {
+                *out.cast::<Option<Result<F::Output, Failure>>>() = Some(result);
+            }
+        }
+    }
+
+    unsafe fn release_output(task: NonNull<Header>, event_loop: Option<EventLoop>) {
+        // SAFETY: the caller (the `Task<T>` being dropped) holds a reference.
+        unsafe { header(task) }.handle_alive.set(false);
+        // SAFETY: loop thread (`Task<T>` is `!Send`).
+        let stage = unsafe { Self::stage(task) };
+        if !matches!(stage, Stage::Finished(_)) {
+            return;
+        }
+        if let Stage::Finished(Err(Failure::Panicked(payload))) = mem::replace(stage, Stage::Consumed) {
+            let context = ExceptionContext::new("Task exception was never retrieved")
+                .with_exception(panic_message(&*payload))
+                .with_task(std::any::type_name::<F>());
+            match event_loop.or_else(crate::running::try_get_running_loop) {
+                Some(event_loop) => event_loop.call_exception_handler(context),
+                None => crate::event_loop::default_exception_handler(&context),
+            }
+        }
+    }
+
+    unsafe fn take_unretrieved_panic(task: NonNull<Header>) -> Option<String> {
         // SAFETY: `TaskRef` methods run on the loop thread (module docs).
-        let stage = unsafe { self.stage() };
+        let stage = unsafe { Self::stage(task) };
         if let Stage::Finished(Err(Failure::Panicked(payload))) = stage {
             let message = panic_message(&**payload);
             *stage = Stage::Consumed;
@@ -334,77 +403,16 @@ impl<F: Future + 'static> RawTask for TaskCell<F> {
         }
     }
 
-    fn key(&self) -> &Cell<usize> {
-        &self.key
-    }
-
-    fn name(&self) -> &'static str {
-        TaskCell::name(self)
-    }
-}
-
-impl<F: Future + 'static> JoinTarget<F::Output> for TaskCell<F> {
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, Failure>> {
-        if let Some(result) = self.take_output() {
-            return Poll::Ready(result);
+    unsafe fn destroy(task: NonNull<Header>) {
+        let cell = task.cast::<TaskCell<F>>();
+        // SAFETY: the last reference is gone: nobody else can reach the block.
+        // Its stage was consumed on the loop's thread (module docs), unless
+        // the loop was leaked, in which case we are on that thread or never
+        // get here.
+        unsafe {
+            std::ptr::drop_in_place(cell.as_ptr());
+            crate::pool::free(task.cast(), Layout::new::<TaskCell<F>>());
         }
-        // SAFETY: `Task<T>` is `!Send`, so this runs on the loop thread.
-        let slot = unsafe { &mut *self.join_waker.get() };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-
-    fn take_output(&self) -> Option<Result<F::Output, Failure>> {
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            return None;
-        }
-        // SAFETY: loop thread (`Task<T>` is `!Send`).
-        match mem::replace(unsafe { self.stage() }, Stage::Consumed) {
-            Stage::Finished(result) => Some(result),
-            _ => None,
-        }
-    }
-
-    fn cancel(self: Arc<Self>) -> bool {
-        let requested = RawTask::cancel(&*self);
-        if requested {
-            // Cancellation must reach a task asleep on anything: queue a step.
-            self.wake_by_ref();
-        }
-        requested
-    }
-
-    fn to_task_ref(self: Arc<Self>) -> TaskRef {
-        TaskRef(self)
-    }
-
-    fn state(&self) -> u32 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    fn release_handle(&self, event_loop: Option<EventLoop>) {
-        self.handle_alive.set(false);
-        // SAFETY: loop thread (`Task<T>` is `!Send`).
-        let stage = unsafe { self.stage() };
-        if let Stage::Finished(_) = stage {
-            let unretrieved = mem::replace(stage, Stage::Consumed);
-            if let Stage::Finished(Err(Failure::Panicked(payload))) = unretrieved {
-                let context = ExceptionContext::new("Task exception was never retrieved")
-                    .with_exception(panic_message(&*payload))
-                    .with_task(self.name());
-                match event_loop.or_else(crate::running::try_get_running_loop) {
-                    Some(event_loop) => event_loop.call_exception_handler(context),
-                    None => crate::event_loop::default_exception_handler(&context),
-                }
-            }
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        TaskCell::name(self)
     }
 }
 
@@ -419,20 +427,32 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let cell = Arc::new(TaskCell {
-        state: AtomicU32::new(SCHEDULED),
-        scheduler,
-        key: Cell::new(usize::MAX),
-        handle_alive: Cell::new(true),
-        stage: UnsafeCell::new(Stage::Running(future)),
-        join_waker: UnsafeCell::new(None),
-    });
-    let task = Task {
-        raw: cell.clone(),
-        event_loop,
-        _not_send: PhantomData,
-    };
-    (task, TaskRef(cell))
+    let block = crate::pool::alloc(Layout::new::<TaskCell<F>>()).cast::<TaskCell<F>>();
+    // SAFETY: fresh memory with room and alignment for a `TaskCell<F>`.
+    unsafe {
+        block.as_ptr().write(TaskCell {
+            header: Header {
+                refs: AtomicUsize::new(2),
+                state: AtomicU32::new(SCHEDULED),
+                vtable: &TaskCell::<F>::VTABLE,
+                scheduler,
+                key: Cell::new(usize::MAX),
+                handle_alive: Cell::new(true),
+                join_waker: UnsafeCell::new(None),
+            },
+            stage: UnsafeCell::new(Stage::Running(future)),
+        });
+    }
+    let task = block.cast::<Header>();
+    // The two references made above: the user's handle and the loop's.
+    (
+        Task {
+            task,
+            event_loop,
+            _marker: PhantomData,
+        },
+        TaskRef(task),
+    )
 }
 
 /// A task running on a loop; await it for its output.
@@ -441,39 +461,54 @@ where
 /// cancelled task, or `Err` of kind `Panicked` for a task that panicked.
 /// Dropping a `Task` does not cancel it: the task runs on, detached.
 pub struct Task<T> {
-    raw: Arc<dyn JoinTarget<T>>,
+    task: NonNull<Header>,
     /// The task's loop, to report an unretrieved panic to when the handle
     /// drops. Weak, so a handle kept inside the loop makes no cycle.
     event_loop: WeakEventLoop,
-    _not_send: PhantomData<*const ()>,
+    /// `!Send`: the output is touched on the loop's thread only.
+    _marker: PhantomData<(T, *const ())>,
 }
 
 impl<T> Task<T> {
+    fn header(&self) -> &Header {
+        // SAFETY: the handle holds a reference.
+        unsafe { header(self.task) }
+    }
+
     /// Requests cancellation: at its next step the task's future is dropped
     /// (unwinding whatever it awaits) and the task ends cancelled. Returns
     /// `false` if the task is done already.
     pub fn cancel(&self) -> bool {
-        Arc::clone(&self.raw).cancel()
+        request_cancel(self.task)
     }
 
     /// Whether the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
-        self.raw.state() & CANCELLED != 0
+        self.header().state.load(Ordering::Acquire) & CANCELLED != 0
     }
 
     /// The loop's type-erased handle to this task (to cancel it from a
     /// callback, say).
     pub fn task_ref(&self) -> TaskRef {
-        Arc::clone(&self.raw).to_task_ref()
+        retain(self.task);
+        TaskRef(self.task)
     }
 
     /// Whether the task is done: output ready, cancelled or panicked.
     pub fn done(&self) -> bool {
-        self.raw.state() & COMPLETE != 0
+        self.header().state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    fn take_output(&self) -> Option<Result<T, Failure>> {
+        let mut out: Option<Result<T, Failure>> = None;
+        // SAFETY: we hold a reference, on the loop's thread, and `out` has
+        // the type the task's `take_output` writes (`T` is its output).
+        unsafe { (self.header().vtable.take_output)(self.task, (&raw mut out).cast()) };
+        out
     }
 
     pub(crate) fn take_result_resuming_panic(&self) -> Result<T, Error> {
-        match self.raw.take_output() {
+        match self.take_output() {
             Some(Ok(output)) => Ok(output),
             Some(Err(Failure::Cancelled)) => Err(Error::cancelled()),
             Some(Err(Failure::Panicked(payload))) => resume_unwind(payload),
@@ -485,34 +520,69 @@ impl<T> Task<T> {
     }
 }
 
+/// Marks `task` for cancellation and queues a step; `false` if it is done.
+fn request_cancel(task: NonNull<Header>) -> bool {
+    // SAFETY: callers hold a reference.
+    let header = unsafe { header(task) };
+    if header.state.load(Ordering::Acquire) & COMPLETE != 0 {
+        return false;
+    }
+    header.state.fetch_or(CANCEL_REQUESTED, Ordering::AcqRel);
+    // Cancellation must reach a task asleep on anything: queue a step.
+    // SAFETY: the caller's reference keeps the task alive.
+    unsafe { wake(task) };
+    true
+}
+
 impl<T> Future for Task<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.raw.poll_join(cx).map(|result| match result {
-            Ok(output) => Ok(output),
-            Err(Failure::Cancelled) => Err(Error::cancelled()),
-            Err(Failure::Panicked(payload)) => Err(Error::new(
-                ErrorKind::Panicked,
-                format!("the task panicked: {}", panic_message(&*payload)),
-            )),
-        })
+        if let Some(result) = self.take_output() {
+            return Poll::Ready(match result {
+                Ok(output) => Ok(output),
+                Err(Failure::Cancelled) => Err(Error::cancelled()),
+                Err(Failure::Panicked(payload)) => Err(Error::new(
+                    ErrorKind::Panicked,
+                    format!("the task panicked: {}", panic_message(&*payload)),
+                )),
+            });
+        }
+        if self.done() {
+            return Poll::Ready(Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the task's result was taken already",
+            )));
+        }
+        // SAFETY: `Task<T>` is `!Send`, so this runs on the loop thread, the
+        // only one touching the slot.
+        let slot = unsafe { &mut *self.header().join_waker.get() };
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.raw.release_handle(self.event_loop.upgrade());
+        // SAFETY: we hold a reference, on the loop's thread; then we give it up.
+        unsafe {
+            (self.header().vtable.release_output)(self.task, self.event_loop.upgrade());
+            release(self.task);
+        }
     }
 }
 
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = self.header();
         write!(
             f,
             "<Task {} {}>",
-            describe_state(self.raw.state()),
-            self.raw.name()
+            describe_state(header.state.load(Ordering::Acquire)),
+            (header.vtable.name)()
         )
     }
 }
@@ -529,91 +599,120 @@ fn describe_state(state: u32) -> &'static str {
     }
 }
 
-/// The loop's handle to a task, whatever its output type: what the ready
-/// queue, the task set and `all_tasks` hold. `Send`, so a wake from another
+/// The loop's handle to a task, whatever its output type: what the task
+/// set, remote steps and `all_tasks` hold. `Send`, so a wake from another
 /// thread can queue it; its methods other than [`wake`](TaskRef::wake) are
 /// for the loop's thread.
-#[derive(Clone)]
-pub struct TaskRef(Arc<dyn RawTask>);
+pub struct TaskRef(NonNull<Header>);
+
+// SAFETY: other threads reach a task only through wakers and `TaskRef`s
+// queued on the scheduler's thread-safe queue; they touch the state word and
+// the reference count (atomics) and the scheduler (`Send + Sync`). Everything
+// else is used on the loop's thread only, and the future and output are
+// dropped there (module docs).
+unsafe impl Send for TaskRef {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
+    fn header(&self) -> &Header {
+        // SAFETY: a `TaskRef` holds a reference.
+        unsafe { header(self.0) }
+    }
+
+    fn state(&self) -> u32 {
+        self.header().state.load(Ordering::Acquire)
+    }
+
     /// Runs one step of the task on `event_loop`, its own loop. Returns
     /// `true` when the task is complete and no step of it is queued any
     /// more, so the loop can drop it from its task set.
     pub fn run(&self, event_loop: &EventLoop) -> bool {
-        self.0.run(Arc::as_ptr(&self.0).cast::<()>(), event_loop)
+        // SAFETY: we hold a reference; loops run steps on their own thread.
+        unsafe { (self.header().vtable.run)(self.0, event_loop) }
     }
 
     /// A pointer to the task that a loop can run through
     /// [`RawTaskPtr::run`] without touching the reference count.
     pub fn as_raw(&self) -> RawTaskPtr {
-        RawTaskPtr(Arc::as_ptr(&self.0))
+        RawTaskPtr(self.0)
     }
 
     /// Requests cancellation and queues a step; `false` if already done.
     pub fn cancel(&self) -> bool {
-        let requested = self.0.cancel();
-        if requested {
-            self.wake();
-        }
-        requested
+        request_cancel(self.0)
     }
 
     /// Queues a step of the task unless one is queued or the task is done.
     pub fn wake(&self) {
-        if self.0.state() & (SCHEDULED | COMPLETE) == 0 {
-            Arc::clone(&self.0).wake_arc();
-        }
+        // SAFETY: our reference keeps the task alive.
+        unsafe { wake(self.0) };
     }
 
     /// Whether the task is done.
     pub fn done(&self) -> bool {
-        self.0.state() & COMPLETE != 0
+        self.state() & COMPLETE != 0
     }
 
     /// Whether the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
-        self.0.state() & CANCELLED != 0
+        self.state() & CANCELLED != 0
     }
 
     /// Whether the task ended by a panic.
     pub fn panicked(&self) -> bool {
-        self.0.state() & PANICKED != 0
+        self.state() & PANICKED != 0
     }
 
     /// The message of a panic nobody has retrieved yet (the `Task` handle is
     /// alive but was not awaited); takes it, so it is reported once.
     pub fn take_unretrieved_panic(&self) -> Option<String> {
-        self.0.take_unretrieved_panic()
+        // SAFETY: we hold a reference, on the loop's thread.
+        unsafe { (self.header().vtable.take_unretrieved_panic)(self.0) }
     }
 
     /// Ends a pending task without running it: drops its future. Loops call
     /// this for every pending task when they close; in debug mode it reports
     /// "Task was destroyed but it is pending!".
     pub fn abandon(&self, event_loop: Option<&EventLoop>) {
-        self.0.abandon(event_loop);
+        // SAFETY: we hold a reference, on the loop's thread.
+        unsafe { (self.header().vtable.abandon)(self.0, event_loop) };
     }
 
     /// The loop's key for the task in its task set.
     pub fn key(&self) -> usize {
-        self.0.key().get()
+        self.header().key.get()
     }
 
     /// Sets the loop's key for the task.
     pub fn set_key(&self, key: usize) {
-        self.0.key().set(key);
+        self.header().key.set(key);
     }
 
     /// The future's type name.
     pub fn name(&self) -> &'static str {
-        self.0.name()
+        (self.header().vtable.name)()
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        retain(self.0);
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: we give up the reference we hold.
+        unsafe { release(self.0) };
     }
 }
 
 /// A borrowed pointer to a task, for a loop's ready queue: see
 /// [`TaskRef::as_raw`].
 #[derive(Clone, Copy)]
-pub struct RawTaskPtr(*const dyn RawTask);
+pub struct RawTaskPtr(NonNull<Header>);
 
 impl RawTaskPtr {
     /// Runs one step of the task, as [`TaskRef::run`].
@@ -622,9 +721,8 @@ impl RawTaskPtr {
     /// The `TaskRef` this pointer came from (or a clone of it) must stay
     /// alive until this call returns.
     pub unsafe fn run(self, event_loop: &EventLoop) -> bool {
-        // SAFETY: the caller keeps a reference alive, so the task is; the
-        // pointer came from `Arc::as_ptr`, as `run` requires.
-        unsafe { &*self.0 }.run(self.0.cast::<()>(), event_loop)
+        // SAFETY: the caller keeps a reference alive, so the task is.
+        unsafe { (header(self.0).vtable.run)(self.0, event_loop) }
     }
 }
 
@@ -636,6 +734,6 @@ impl fmt::Debug for RawTaskPtr {
 
 impl fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Task {} {}>", describe_state(self.0.state()), self.0.name())
+        write!(f, "<Task {} {}>", describe_state(self.state()), self.name())
     }
 }

@@ -1,0 +1,139 @@
+//! Per-thread free lists of small blocks, by size class: where callback
+//! handles and tasks get their memory.
+//!
+//! A file of its own because both hot allocations of the runtime share it.
+//! glibc's per-thread cache keeps only seven blocks per size, so a program
+//! that makes a thousand tasks and then ends them all goes to the slow paths
+//! of `malloc` and `free` for each; these lists keep up to a thousand blocks
+//! per class. A block is freed to the pool of the thread that frees it (a
+//! task may end on another thread than the one that made it): every block of
+//! a class has the same layout, so that is always sound. Blocks beyond a
+//! class's cap, and larger or over-aligned layouts, use the global
+//! allocator.
+
+use std::alloc::{self, Layout};
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+/// Sizes of the classes; blocks are aligned to `ALIGN`.
+const CLASSES: [usize; 6] = [32, 64, 128, 256, 512, 1024];
+const ALIGN: usize = 16;
+/// Free blocks kept per class, for the four small classes and the two large.
+const CAPS: [usize; 6] = [1024, 1024, 1024, 1024, 256, 128];
+
+/// The class of `layout`, or `None` for the global allocator.
+pub(crate) const fn size_class(layout: Layout) -> Option<usize> {
+    if layout.align() > ALIGN {
+        return None;
+    }
+    let mut class = 0;
+    while class < CLASSES.len() {
+        if layout.size() <= CLASSES[class] {
+            return Some(class);
+        }
+        class += 1;
+    }
+    None
+}
+
+fn class_layout(class: usize) -> Layout {
+    // Sizes and alignment are small powers of two: always a valid layout.
+    Layout::from_size_align(CLASSES[class], ALIGN).expect("pool layouts are valid")
+}
+
+/// A freed block's first word links to the next free block of its class.
+struct FreeBlock {
+    next: *mut FreeBlock,
+}
+
+struct Pool {
+    heads: [Cell<*mut FreeBlock>; CLASSES.len()],
+    counts: [Cell<usize>; CLASSES.len()],
+}
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            heads: [const { Cell::new(std::ptr::null_mut()) }; CLASSES.len()],
+            counts: [const { Cell::new(0) }; CLASSES.len()],
+        }
+    }
+
+    fn pop(&self, class: usize) -> Option<NonNull<u8>> {
+        let head = NonNull::new(self.heads[class].get())?;
+        // SAFETY: every block on the list was pushed by `push`, which wrote a
+        // `FreeBlock` into it; the list is this thread's alone.
+        let next = unsafe { head.as_ref().next };
+        self.heads[class].set(next);
+        self.counts[class].set(self.counts[class].get() - 1);
+        Some(head.cast())
+    }
+
+    fn push(&self, class: usize, block: NonNull<u8>) -> bool {
+        if self.counts[class].get() >= CAPS[class] {
+            return false;
+        }
+        let node = block.cast::<FreeBlock>();
+        // SAFETY: the block is at least 32 bytes, 16-aligned, and unused: it
+        // may hold our link.
+        unsafe {
+            node.as_ptr().write(FreeBlock {
+                next: self.heads[class].get(),
+            })
+        };
+        self.heads[class].set(node.as_ptr());
+        self.counts[class].set(self.counts[class].get() + 1);
+        true
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for class in 0..CLASSES.len() {
+            while let Some(block) = self.pop(class) {
+                // SAFETY: allocated by `alloc` with this class's layout.
+                unsafe { alloc::dealloc(block.as_ptr(), class_layout(class)) };
+            }
+        }
+    }
+}
+
+thread_local! {
+    static POOL: Pool = const { Pool::new() };
+}
+
+/// A block for `layout` (whose size must not be zero).
+pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
+    let layout = match size_class(layout) {
+        Some(class) => {
+            if let Some(block) = POOL.try_with(|pool| pool.pop(class)).ok().flatten() {
+                return block;
+            }
+            class_layout(class)
+        }
+        None => layout,
+    };
+    debug_assert!(layout.size() > 0);
+    // SAFETY: callers allocate headers, which are never zero-sized.
+    let raw = unsafe { alloc::alloc(layout) };
+    NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+}
+
+/// Returns a block to this thread's pool, or to the global allocator.
+///
+/// # Safety
+/// `block` came from [`alloc`] with the same `layout` and is no longer used.
+pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout) {
+    let layout = match size_class(layout) {
+        Some(class) => {
+            // The pool may be gone while the thread exits: then free directly.
+            if POOL.try_with(|pool| pool.push(class, block)).unwrap_or(false) {
+                return;
+            }
+            class_layout(class)
+        }
+        None => layout,
+    };
+    // SAFETY: allocated with this layout by `alloc`.
+    unsafe { alloc::dealloc(block.as_ptr(), layout) };
+}
