@@ -28,10 +28,14 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let event_loop = get_running_loop().expect("no running event loop");
-    event_loop
-        .create_task(future)
-        .expect("the running loop refused a task")
+    // Borrowed from the registry: no reference count moves. Creating a task
+    // runs no user code, so nothing can re-enter the registry meanwhile.
+    crate::running::with_running_loop(|event_loop| {
+        event_loop
+            .expect("no running event loop")
+            .create_task(future)
+            .expect("the running loop refused a task")
+    })
 }
 
 /// Waits `delay` on the running loop; `sleep(Duration::ZERO)` yields once,
