@@ -27,9 +27,10 @@ enum Callback {
     Wake(usize),
 }
 
+/// 32 bytes: the deadline and the insertion order packed in one `u128`
+/// (compared in one go), then the callback.
 struct Entry {
-    when: Instant,
-    seq: u64,
+    key: u128,
     callback: Callback,
 }
 
@@ -66,13 +67,15 @@ impl Ord for Entry {
     // Reversed: `BinaryHeap` is a max-heap and we want the earliest deadline,
     // then the earliest insertion, on top.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.when.cmp(&self.when).then_with(|| other.seq.cmp(&self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
 /// Scheduled callbacks ordered by deadline, FIFO among equal deadlines.
 pub struct TimerHeap {
     heap: BinaryHeap<Entry>,
+    /// Deadlines are kept as signed nanoseconds from here.
+    epoch: Instant,
     wake_slots: Slab<WakeSlot>,
     seq: u64,
     cancelled: Rc<Cell<usize>>,
@@ -83,6 +86,7 @@ impl TimerHeap {
     pub fn new() -> TimerHeap {
         TimerHeap {
             heap: BinaryHeap::new(),
+            epoch: Instant::now(),
             wake_slots: Slab::new(),
             seq: 0,
             cancelled: Rc::new(Cell::new(0)),
@@ -95,9 +99,9 @@ impl TimerHeap {
         handle.set_scheduled(true);
         let timer = TimerHandle::new(handle.clone(), when, Some(self.cancelled.clone()));
         self.seq += 1;
+        let key = self.key(when, self.seq);
         self.heap.push(Entry {
-            when,
-            seq: self.seq,
+            key,
             callback: Callback::Handle(handle),
         });
         timer
@@ -112,9 +116,9 @@ impl TimerHeap {
             seq,
             waker: Some(waker),
         });
+        let key = self.key(when, seq);
         self.heap.push(Entry {
-            when,
-            seq,
+            key,
             callback: Callback::Wake(slot),
         });
         (slot, seq)
@@ -163,6 +167,30 @@ impl TimerHeap {
             Callback::Wake(slot) => {
                 self.wake_slots.try_remove(slot);
             }
+        }
+    }
+
+    /// Orders by deadline (signed nanoseconds from the epoch, so deadlines
+    /// in the past keep their order, as asyncio's negative delays do), then
+    /// by insertion.
+    fn key(&self, when: Instant, seq: u64) -> u128 {
+        let nanos: i64 = if when >= self.epoch {
+            i64::try_from(when.duration_since(self.epoch).as_nanos()).unwrap_or(i64::MAX)
+        } else {
+            i64::try_from(self.epoch.duration_since(when).as_nanos()).map_or(i64::MIN, |n| -n)
+        };
+        // Flipping the sign bit makes the unsigned order the signed one.
+        let ordered = (nanos as u64) ^ (1 << 63);
+        (u128::from(ordered) << 64) | u128::from(seq)
+    }
+
+    fn deadline(&self, key: u128) -> Instant {
+        let nanos = (((key >> 64) as u64) ^ (1 << 63)) as i64;
+        let offset = std::time::Duration::from_nanos(nanos.unsigned_abs());
+        if nanos >= 0 {
+            self.epoch + offset
+        } else {
+            self.epoch.checked_sub(offset).unwrap_or(self.epoch)
         }
     }
 
@@ -218,13 +246,13 @@ impl TimerHeap {
     /// The earliest live deadline.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.pop_cancelled_heads();
-        self.heap.peek().map(|entry| entry.when)
+        self.heap.peek().map(|entry| self.deadline(entry.key))
     }
 
     /// Takes the earliest live entry whose deadline is before `end`.
     pub fn pop_due(&mut self, end: Instant) -> Option<Due> {
         self.pop_cancelled_heads();
-        if self.heap.peek()?.when >= end {
+        if self.heap.peek()?.key >= self.key(end, 0) {
             return None;
         }
         let entry = self.heap.pop()?;
