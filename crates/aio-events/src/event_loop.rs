@@ -44,9 +44,9 @@ pub trait AbstractEventLoop: Any {
     /// save the callback's allocation.
     fn wake_at(&self, when: Instant, waker: &Waker) -> Result<WakeTimer, Error> {
         let waker = waker.clone();
-        Ok(WakeTimer::Handle(
+        Ok(WakeTimer::Handle(Box::new(
             self.call_at(when, Handle::new(move || waker.wake()))?,
-        ))
+        )))
     }
     /// Whether the timer has fired (or is gone).
     fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
@@ -172,8 +172,9 @@ pub trait AbstractEventLoop: Any {
 /// A timer that wakes a waker, made by [`AbstractEventLoop::wake_at`].
 #[derive(Debug, Clone)]
 pub enum WakeTimer {
-    /// A `call_at` callback that wakes the waker (the default).
-    Handle(TimerHandle),
+    /// A `call_at` callback that wakes the waker (the default). Boxed, so
+    /// the loops that use `Key` keep `sleep` small.
+    Handle(Box<TimerHandle>),
     /// An entry of the loop's own: `slot` in its table, `seq` to tell a
     /// reused slot apart.
     Key {

@@ -15,11 +15,12 @@ use std::alloc::{self, Layout};
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-/// Sizes of the classes; blocks are aligned to `ALIGN`.
-const CLASSES: [usize; 6] = [32, 64, 128, 256, 512, 1024];
+/// Sizes of the classes (steps of a half power of two, so at most a third
+/// of a block is slack); blocks are aligned to `ALIGN`.
+const CLASSES: [usize; 11] = [32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024];
 const ALIGN: usize = 16;
-/// Free blocks kept per class, for the four small classes and the two large.
-const CAPS: [usize; 6] = [1024, 1024, 1024, 1024, 256, 128];
+/// Free blocks kept per class: about 64 KiB to 256 KiB of each.
+const CAPS: [usize; 11] = [2048, 2048, 2048, 1024, 1024, 1024, 1024, 512, 256, 256, 128];
 
 /// The class of `layout`, or `None` for the global allocator.
 pub(crate) const fn size_class(layout: Layout) -> Option<usize> {

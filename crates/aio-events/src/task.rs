@@ -70,15 +70,16 @@ enum Stage<F: Future> {
     Consumed,
 }
 
+/// 64 bytes: `handle_alive` fills the padding after `state`.
 #[repr(C)]
 struct Header {
     refs: AtomicUsize,
     state: AtomicU32,
+    // Loop-thread only, see the module docs (as are `key` and `join_waker`).
+    handle_alive: Cell<bool>,
     vtable: &'static TaskVTable,
     scheduler: Arc<dyn Scheduler>,
-    // Loop-thread only, see the module docs.
     key: Cell<usize>,
-    handle_alive: Cell<bool>,
     join_waker: UnsafeCell<Option<Waker>>,
 }
 
@@ -434,10 +435,10 @@ where
             header: Header {
                 refs: AtomicUsize::new(2),
                 state: AtomicU32::new(SCHEDULED),
+                handle_alive: Cell::new(true),
                 vtable: &TaskCell::<F>::VTABLE,
                 scheduler,
                 key: Cell::new(usize::MAX),
-                handle_alive: Cell::new(true),
                 join_waker: UnsafeCell::new(None),
             },
             stage: UnsafeCell::new(Stage::Running(future)),
