@@ -469,11 +469,13 @@ impl EventLoop {
     }
 
     /// Calls `callback` on the loop whenever signal `signum` arrives.
+    ///
+    /// Errors, in asyncio's order: `InvalidArgument` ("invalid signal number
+    /// N") for a number that is no signal, `Closed` on a closed loop,
+    /// `InvalidArgument` ("sig N cannot be caught") for SIGKILL and SIGSTOP,
+    /// `Unsupported` where the loop has no signal handling.
     #[cfg(unix)]
     pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> Result<(), Error> {
-        if self.0.is_closed() {
-            return Err(Error::closed());
-        }
         self.0.add_signal_handler(signum, Box::new(callback))
     }
 

@@ -32,7 +32,7 @@ use aio_events::unix::ChildWatcher;
 use aio_events::{AbstractEventLoop, Error, ErrorKind, EventLoop, EventLoopPolicy};
 use aio_selector::SelectorEventLoop;
 
-pub use signals::{SIGINT, arm_interrupt, disarm_interrupt, sigint_is_default};
+pub use signals::{SIGINT, arm_interrupt, disarm_interrupt, interrupt_armed, sigint_is_default};
 
 /// The Unix selector loop: the selector core plus signal handlers.
 pub struct UnixSelectorEventLoop {
@@ -64,9 +64,6 @@ aio_selector::delegate_event_loop!(UnixSelectorEventLoop, core, {
     }
 
     fn add_signal_handler(&self, signum: i32, callback: Box<dyn FnMut()>) -> Result<(), Error> {
-        if self.core.is_closed() {
-            return Err(Error::closed());
-        }
         signals::add(&self.signals, &self.core, signum, callback)
     }
 

@@ -27,7 +27,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
-use aio_events::{Error, ErrorKind, ExceptionContext, panic_message};
+use aio_events::{AbstractEventLoop, Error, ErrorKind, ExceptionContext, panic_message};
 use aio_selector::SelectorEventLoop;
 
 /// SIGINT, the signal of Ctrl-C.
@@ -127,20 +127,34 @@ pub fn arm_interrupt() {
     INTERRUPT_ARMED.store(true, Ordering::SeqCst);
 }
 
+/// Whether the Ctrl-C rule is armed: `Runner` armed it and no handler of
+/// the user's own has replaced its SIGINT handler since.
+pub fn interrupt_armed() -> bool {
+    INTERRUPT_ARMED.load(Ordering::SeqCst)
+}
+
 /// Disarms the Ctrl-C rule.
 pub fn disarm_interrupt() {
     INTERRUPT_ARMED.store(false, Ordering::SeqCst);
     INTERRUPTS.store(0, Ordering::SeqCst);
 }
 
+/// asyncio's `_check_signal`: the number must be one of the platform's
+/// valid signals (`signal.valid_signals()`: what `sigfillset` fills, which
+/// on Linux leaves out the C library's reserved 32 and 33).
 fn check_signal(signum: i32) -> Result<usize, Error> {
-    match usize::try_from(signum) {
-        Ok(index) if (1..NSIG).contains(&index) => Ok(index),
-        _ => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid signal number {signum}"),
-        )),
-    }
+    let invalid = || Error::new(ErrorKind::InvalidArgument, format!("invalid signal number {signum}"));
+    let index = usize::try_from(signum)
+        .ok()
+        .filter(|index| (1..NSIG).contains(index))
+        .ok_or_else(invalid)?;
+    // SAFETY: a zeroed `sigset_t` is a valid out-parameter for `sigfillset`,
+    // and `sigismember` only reads the set.
+    let valid = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set) == 0 && libc::sigismember(&set, signum) == 1
+    };
+    if valid { Ok(index) } else { Err(invalid()) }
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -167,7 +181,9 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-type SignalCallback = Box<dyn FnMut()>;
+/// Shared, so that dispatch can call a handler while the handler adds or
+/// removes handlers (its own included) without the map being borrowed.
+type SignalCallback = Rc<RefCell<Box<dyn FnMut()>>>;
 
 /// A loop's signal handlers and its self-pipe.
 #[derive(Default)]
@@ -195,18 +211,22 @@ fn dispatch(signals: &SharedSignals) {
         if n == 0 {
             break;
         }
-        for &signum in &buffer[..n] {
-            if !arrived.contains(&signum) {
-                arrived.push(signum);
-            }
-        }
+        // One call per delivery, in order, as asyncio's `_handle_signal`.
+        arrived.extend_from_slice(&buffer[..n]);
     }
     for signum in arrived.into_iter().map(i32::from) {
-        // Taken out while it runs, so it may add or remove handlers.
-        let Some(mut callback) = signals.borrow_mut().handlers.remove(&signum) else {
+        // The map is not borrowed while the handler runs: it may add or
+        // remove handlers, its own included. A handler removed meanwhile
+        // does not run.
+        let Some(callback) = signals.borrow().handlers.get(&signum).cloned() else {
             continue;
         };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(&mut callback)) {
+        // A handler that re-enters itself (it cannot, short of running the
+        // loop inside a callback) is skipped rather than aliased.
+        let Ok(mut callback) = callback.try_borrow_mut() else {
+            continue;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (*callback)())) {
             let context = ExceptionContext::new(format!("Exception in signal handler for signal {signum}"))
                 .with_exception(panic_message(&*payload));
             match aio_events::try_get_running_loop() {
@@ -214,7 +234,6 @@ fn dispatch(signals: &SharedSignals) {
                 None => aio_events::default_exception_handler(&context),
             }
         }
-        signals.borrow_mut().handlers.entry(signum).or_insert(callback);
     }
 }
 
@@ -223,9 +242,13 @@ pub(crate) fn add(
     signals: &SharedSignals,
     core: &SelectorEventLoop,
     signum: i32,
-    callback: SignalCallback,
+    callback: Box<dyn FnMut()>,
 ) -> Result<(), Error> {
+    // asyncio checks the number first, then whether the loop is closed.
     let index = check_signal(signum)?;
+    if core.is_closed() {
+        return Err(Error::closed());
+    }
     if signum == libc::SIGKILL || signum == libc::SIGSTOP {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -264,7 +287,11 @@ pub(crate) fn add(
             err.into()
         });
     }
-    let previous = signals.borrow_mut().handlers.insert(signum, callback);
+    if signum == SIGINT {
+        // A handler of the user's own replaces `Runner`'s Ctrl-C rule.
+        disarm_interrupt();
+    }
+    let previous = signals.borrow_mut().handlers.insert(signum, Rc::new(RefCell::new(callback)));
     drop(previous);
     Ok(())
 }

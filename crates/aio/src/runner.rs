@@ -222,8 +222,12 @@ impl CtrlC {
         };
         #[cfg(unix)]
         {
-            aio_unix::disarm_interrupt();
-            let _ = event_loop.remove_signal_handler(aio_unix::SIGINT);
+            // Only if our handler is still the one installed: a handler the
+            // user added meanwhile disarmed the rule and stays.
+            if aio_unix::interrupt_armed() {
+                aio_unix::disarm_interrupt();
+                let _ = event_loop.remove_signal_handler(aio_unix::SIGINT);
+            }
         }
         #[cfg(not(unix))]
         let _ = event_loop;
