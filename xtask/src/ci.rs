@@ -46,8 +46,12 @@ pub(crate) fn run() -> Result<(), TaskError> {
         .env_remove("CARGO")
         .env_remove("RUSTC")
         .env_remove("RUSTUP_TOOLCHAIN");
-    run_echoed(&mut miri)
-        .map_err(|error| TaskError::failed(format!("ci step miri (after {} steps) failed: {error}", STEPS.len())))?;
+    run_echoed(&mut miri).map_err(|error| {
+        TaskError::failed(format!(
+            "ci step miri (after {} steps) failed: {error}",
+            STEPS.len()
+        ))
+    })?;
     println!("xtask ci: all {} steps and Miri passed", STEPS.len());
     Ok(())
 }

@@ -143,7 +143,12 @@ pub fn disarm_interrupt() {
 /// valid signals (`signal.valid_signals()`: what `sigfillset` fills, which
 /// on Linux leaves out the C library's reserved 32 and 33).
 fn check_signal(signum: i32) -> Result<usize, Error> {
-    let invalid = || Error::new(ErrorKind::InvalidArgument, format!("invalid signal number {signum}"));
+    let invalid = || {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid signal number {signum}"),
+        )
+    };
     let index = usize::try_from(signum)
         .ok()
         .filter(|index| (1..NSIG).contains(index))
@@ -291,7 +296,10 @@ pub(crate) fn add(
         // A handler of the user's own replaces `Runner`'s Ctrl-C rule.
         disarm_interrupt();
     }
-    let previous = signals.borrow_mut().handlers.insert(signum, Rc::new(RefCell::new(callback)));
+    let previous = signals
+        .borrow_mut()
+        .handlers
+        .insert(signum, Rc::new(RefCell::new(callback)));
     drop(previous);
     Ok(())
 }
