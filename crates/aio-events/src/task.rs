@@ -231,14 +231,22 @@ impl<F: Future + 'static> TaskCell<F> {
         unsafe { &mut *task.cast::<TaskCell<F>>().as_ref().stage.get() }
     }
 
-    /// Drops the future, catching a panic in its destructor.
+    /// Drops the future where it lies (it is pinned: moving it first would
+    /// break a future that borrows its own locals), catching a panic in its
+    /// destructor, and leaves the stage `Consumed`.
     ///
     /// # Safety
     /// As for [`stage`](Self::stage).
     unsafe fn drop_future(task: NonNull<Header>) -> Result<(), Box<dyn Any + Send>> {
         // SAFETY: per this function's contract.
-        let old = mem::replace(unsafe { Self::stage(task) }, Stage::Consumed);
-        catch_unwind(AssertUnwindSafe(move || drop(old)))
+        let stage: *mut Stage<F> = unsafe { Self::stage(task) };
+        // SAFETY: the stage is initialised; it is dropped once, here, in
+        // place. After a panic part of it may be dropped already, so it is
+        // overwritten below without being dropped again.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { std::ptr::drop_in_place(stage) }));
+        // SAFETY: `stage` is valid for writes; its old value is gone.
+        unsafe { stage.write(Stage::Consumed) };
+        dropped
     }
 
     /// Stores the task's end and wakes whoever awaits it.

@@ -288,3 +288,36 @@ fn closing_abandons_pending_tasks_and_their_wakers_may_outlive_the_loop() {
     let waker = parked.lock().unwrap().take().expect("the task was polled");
     thread::spawn(move || waker.wake()).join().unwrap();
 }
+
+#[test]
+fn a_cancelled_future_is_dropped_in_place() {
+    // The future borrows its own local across an await; its destructor reads
+    // through the borrow. Moving the pinned future before dropping it would
+    // leave the borrow dangling (Miri flags it; natively it reads garbage).
+    struct Reads<'a>(&'a String, Rc<Cell<usize>>);
+    impl Drop for Reads<'_> {
+        fn drop(&mut self) {
+            self.1.set(self.0.len());
+        }
+    }
+    let event_loop = ToyLoop::new();
+    let seen = Rc::new(Cell::new(0));
+    let probe = seen.clone();
+    let task = event_loop
+        .create_task(async move {
+            let owned = "x".repeat(38);
+            let _reads = Reads(&owned, probe);
+            std::future::pending::<()>().await;
+        })
+        .unwrap();
+    event_loop
+        .run_until_complete(aio_events::sleep(Duration::ZERO))
+        .unwrap();
+    assert!(task.cancel());
+    event_loop
+        .run_until_complete(aio_events::sleep(Duration::ZERO))
+        .unwrap();
+    assert!(task.cancelled());
+    assert_eq!(seen.get(), 38);
+    event_loop.close().unwrap();
+}
