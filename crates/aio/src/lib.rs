@@ -9,7 +9,8 @@
 //! [`DefaultEventLoopPolicy`] and [`SelectorEventLoop`], as asyncio's
 //! `__init__.py` picks `unix_events` or `windows_events`. Everything below it:
 //! `aio-events` (traits, tasks, errors), `aio-base-policy`, `aio-selector`,
-//! `aio-unix`/`aio-windows`, `aio-child-watchers`.
+//! `aio-unix`/`aio-windows`, `aio-child-watchers`, and `aio-net` (the
+//! sockets of [`net`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -70,6 +71,13 @@ pub use aio_windows::WindowsSelectorEventLoop as SelectorEventLoop;
 
 #[cfg(not(any(unix, windows)))]
 compile_error!("aio supports Unix and Windows");
+
+/// Sockets on the loop's selector: TCP, UDP and (on Unix) Unix domain
+/// streams with `futures-io` traits, and asyncio's `sock_*` helpers
+/// (`aio-net`).
+pub mod net {
+    pub use aio_net::*;
+}
 
 /// Unix-only API: the Unix loop and policy, and child watchers.
 #[cfg(unix)]

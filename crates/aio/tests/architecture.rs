@@ -68,6 +68,7 @@ fn crates_directory_holds_exactly_the_layers() {
             "aio-base-policy",
             "aio-child-watchers",
             "aio-events",
+            "aio-net",
             "aio-selector",
             "aio-unix",
             "aio-windows"
@@ -90,6 +91,14 @@ fn middle_layers_depend_only_on_the_abstract_layer() {
     for krate in ["aio-base-policy", "aio-selector", "aio-child-watchers"] {
         assert_eq!(workspace_deps(krate), set(&["aio-events"]), "{krate}");
     }
+}
+
+// Architecture Invariant: the sockets know only the abstract layer: they
+// register with whatever loop runs through `EventLoop`'s readiness API, so
+// any loop that implements it serves them, and no loop knows them.
+#[test]
+fn sockets_depend_only_on_the_abstract_layer() {
+    assert_eq!(workspace_deps("aio-net"), set(&["aio-events"]));
 }
 
 // Architecture Invariant: the platform crates never depend on each other or
@@ -119,6 +128,7 @@ fn no_layer_depends_on_the_facade() {
         "aio-base-policy",
         "aio-selector",
         "aio-child-watchers",
+        "aio-net",
         "aio-unix",
         "aio-windows",
     ] {
