@@ -9,7 +9,7 @@
 //!
 //! | platform | mechanism (through `polling`) |
 //! |---|---|
-//! | Linux, Android | epoll, eventfd wake-up, timerfd timeouts |
+//! | Linux, Android | epoll (registered through `polling`, waited on directly), own eventfd wake-up |
 //! | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | kqueue, `EVFILT_USER` wake-up |
 //! | illumos, Solaris | event ports |
 //! | Windows | IOCP with AFD polling (no 512-socket cap) |
@@ -39,6 +39,7 @@ mod delegate;
 mod executor;
 mod io;
 mod scheduler;
+mod selector;
 mod selector_loop;
 mod timer_heap;
 

@@ -22,9 +22,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use aio_events::{Error, Handle, Scheduler, TaskRef, ThreadsafeScheduler};
 use crossbeam_utils::CachePadded;
-use polling::Poller;
 
 use crate::io::IoCallback;
+use crate::selector::Selector;
 
 /// One entry of the ready queue.
 pub(crate) enum Ready {
@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     remote_pending: CachePadded<AtomicBool>,
     sleeping: CachePadded<AtomicBool>,
     closed: AtomicBool,
-    pub(crate) poller: Poller,
+    pub(crate) selector: Selector,
 }
 
 // SAFETY: `ready` is the only field that is not `Sync`; it is accessed only
@@ -77,7 +77,7 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 impl Shared {
-    pub(crate) fn new(poller: Poller) -> Shared {
+    pub(crate) fn new(selector: Selector) -> Shared {
         Shared {
             owner: thread_token(),
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
@@ -85,7 +85,7 @@ impl Shared {
             remote_pending: CachePadded::new(AtomicBool::new(false)),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
-            poller,
+            selector,
         }
     }
 
@@ -174,8 +174,7 @@ impl Shared {
     /// has woken it yet.
     pub(crate) fn wake_if_sleeping(&self) {
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
-            // An error here means the notifier is gone with the loop.
-            let _ = self.poller.notify();
+            self.selector.notify();
         }
     }
 

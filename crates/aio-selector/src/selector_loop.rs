@@ -15,7 +15,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -25,12 +24,12 @@ use aio_events::{
     AbstractEventLoop, Error, EventLoop, ExceptionContext, ExceptionHandler, Handle, Interest, IoKey,
     Scheduler, TaskRef, ThreadsafeLoop, TimerHandle, WakeTimer, panic_message,
 };
-use polling::{Events, Poller};
 use slab::Slab;
 
 use crate::executor::ThreadPool;
 use crate::io::{Direction, IoRegistry, RawSource, ReadinessSources, SOURCE_KEY_BASE};
 use crate::scheduler::{Ready, Shared};
+use crate::selector::{ReadyEvent, Scratch, Selector};
 use crate::timer_heap::{Due, TimerHeap};
 
 /// The longest a poll blocks (asyncio's `MAXIMUM_SELECT_TIMEOUT`).
@@ -58,7 +57,8 @@ pub struct SelectorEventLoop {
     tasks: RefCell<Slab<TaskRef>>,
     io: RefCell<IoRegistry>,
     sources: RefCell<ReadinessSources>,
-    events: RefCell<Events>,
+    events: RefCell<Vec<ReadyEvent>>,
+    scratch: RefCell<Scratch>,
     running: Cell<bool>,
     stopping: Cell<bool>,
     closed: Cell<bool>,
@@ -77,17 +77,16 @@ impl SelectorEventLoop {
 
     /// A new loop, unwrapped, for platform loops that embed it.
     pub fn create() -> Result<SelectorEventLoop, Error> {
-        let poller = Poller::new()?;
-        let sources = ReadinessSources::new(&poller);
+        let selector = Selector::new()?;
+        let sources = ReadinessSources::new(&selector.poller);
         Ok(SelectorEventLoop {
             sources: RefCell::new(sources),
-            shared: Arc::new(Shared::new(poller)),
+            shared: Arc::new(Shared::new(selector)),
             timers: RefCell::new(TimerHeap::new()),
             tasks: RefCell::new(Slab::new()),
             io: RefCell::new(IoRegistry::default()),
-            events: RefCell::new(Events::with_capacity(
-                NonZeroUsize::new(1024).expect("1024 is not zero"),
-            )),
+            events: RefCell::new(Vec::with_capacity(64)),
+            scratch: RefCell::new(Scratch::new()),
             running: Cell::new(false),
             stopping: Cell::new(false),
             closed: Cell::new(false),
@@ -116,7 +115,7 @@ impl SelectorEventLoop {
         };
         self.io
             .borrow_mut()
-            .add(&self.shared.poller, raw, direction, callback)
+            .add(&self.shared.selector.poller, raw, direction, callback)
             .map_err(Error::from)
     }
 
@@ -130,13 +129,15 @@ impl SelectorEventLoop {
         } else {
             Direction::Read
         };
-        self.io.borrow_mut().remove(&self.shared.poller, raw, direction)
+        self.io
+            .borrow_mut()
+            .remove(&self.shared.selector.poller, raw, direction)
     }
 
     /// Wakes the loop from another thread's point of view: used by signal
     /// delivery in the platform loops.
     pub fn wake(&self) {
-        let _ = self.shared.poller.notify();
+        self.shared.selector.notify();
     }
 
     fn run_once(&self, this: &EventLoop) {
@@ -187,12 +188,15 @@ impl SelectorEventLoop {
         };
         let mut events = self.events.borrow_mut();
         events.clear();
-        let result = self.shared.poller.wait(&mut events, timeout);
+        let result = self
+            .shared
+            .selector
+            .wait(&mut events, &mut self.scratch.borrow_mut(), timeout);
         if blocking {
             self.shared.leave_sleep();
         }
         match result {
-            Ok(count) => count > 0,
+            Ok(()) => !events.is_empty(),
             Err(err) => {
                 log::error!("polling for I/O failed: {err}");
                 false
@@ -321,8 +325,8 @@ impl SelectorEventLoop {
         }
         // Abandoned tasks may have woken others; drop those entries too.
         self.shared.clear_local();
-        self.io.borrow_mut().clear(&self.shared.poller);
-        self.sources.borrow_mut().clear(&self.shared.poller);
+        self.io.borrow_mut().clear(&self.shared.selector.poller);
+        self.sources.borrow_mut().clear(&self.shared.selector.poller);
         self.executor_shutdown.set(true);
         if let Some(mut executor) = self.executor.borrow_mut().take() {
             executor.shutdown_nowait();
@@ -496,14 +500,22 @@ impl AbstractEventLoop for SelectorEventLoop {
         if self.closed.get() {
             return Err(Error::closed());
         }
-        let key = self.sources.borrow_mut().register(&self.shared.poller, raw)?;
+        let key = self
+            .sources
+            .borrow_mut()
+            .register(&self.shared.selector.poller, raw)?;
         Ok(IoKey(key))
     }
 
     fn io_poll_ready(&self, key: IoKey, interest: Interest, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.sources
             .borrow_mut()
-            .poll_ready(&self.shared.poller, key.0, interest == Interest::Read, cx)
+            .poll_ready(
+                &self.shared.selector.poller,
+                key.0,
+                interest == Interest::Read,
+                cx,
+            )
             .map_err(Error::from)
     }
 
@@ -514,7 +526,9 @@ impl AbstractEventLoop for SelectorEventLoop {
     }
 
     fn io_deregister(&self, key: IoKey) {
-        self.sources.borrow_mut().deregister(&self.shared.poller, key.0);
+        self.sources
+            .borrow_mut()
+            .deregister(&self.shared.selector.poller, key.0);
     }
 
     #[cfg(unix)]
