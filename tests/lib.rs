@@ -13,6 +13,7 @@
 //! | `net_tcp.rs` | `aio::net` TCP and the loop's `sock_*` helpers on loopback: big echoes, a thousand connections, resets, half-closes, cancellation mid-read and mid-connect (asyncio's socket cases of `test_events.py` and `test_sock_lowlevel.py`) | the open-fd count is process-wide, so its tests take turns (`net_common.rs`, shared with the next suite) |
 //! | `net_udp_unix.rs` | `aio::net` UDP and Unix domain streams and pairs | as `net_tcp.rs` |
 //! | `net_rlimit.rs` | a listener out of descriptors: one report, a one-second pause, then serving again (asyncio's `_accept_connection`) | `RLIMIT_NOFILE` is process-wide: a `harness = false` binary that runs the case in a child process of its own |
+//! | `watchers.rs` | the four child watchers and the policy's watcher slot with real children and signals (asyncio's `ChildWatcherTestsMixin` and `PolicyTests` of `test_unix_events.py`, the pidfd case of `test_subprocess.py`) | SIGCHLD handlers and reaping are process-global: a `harness = false` binary that runs each case in a child process of its own |
 //!
 //! Each test names the CPython 3.13 test it ports in a comment
 //! (`// test_events.py: EventLoopTestsMixin.test_call_soon`).

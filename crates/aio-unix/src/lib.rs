@@ -28,8 +28,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use aio_base_policy::{BaseDefaultEventLoopPolicy, is_main_thread};
+use aio_child_watchers::{PidfdChildWatcher, ThreadedChildWatcher, can_use_pidfd};
 use aio_events::unix::ChildWatcher;
-use aio_events::{AbstractEventLoop, Error, ErrorKind, EventLoop, EventLoopPolicy};
+use aio_events::{AbstractEventLoop, Error, EventLoop, EventLoopPolicy};
 use aio_selector::SelectorEventLoop;
 
 pub use signals::{SIGINT, arm_interrupt, disarm_interrupt, interrupt_armed, sigint_is_default};
@@ -95,7 +96,8 @@ impl fmt::Debug for UnixSelectorEventLoop {
 /// [`UnixSelectorEventLoop`]s, plus the child watcher subprocesses use.
 ///
 /// `set_event_loop` in the main thread attaches the child watcher to the new
-/// loop, as asyncio 3.8–3.13 do.
+/// loop, as asyncio 3.8–3.13 do. `set_child_watcher` closes the watcher it
+/// replaces; `get_child_watcher` makes the default watcher on first use.
 pub struct UnixDefaultEventLoopPolicy {
     base: BaseDefaultEventLoopPolicy,
     watcher: Mutex<Option<Arc<dyn ChildWatcher>>>,
@@ -145,13 +147,20 @@ impl EventLoopPolicy for UnixDefaultEventLoopPolicy {
         self.base.new_event_loop()
     }
 
+    /// The watcher set with `set_child_watcher`, else the default, made on
+    /// first use and kept: a `PidfdChildWatcher` where pidfds work
+    /// (`can_use_pidfd`), a `ThreadedChildWatcher` otherwise (asyncio
+    /// 3.12–3.13). Neither needs attaching to a loop.
     fn get_child_watcher(&self) -> Result<Arc<dyn ChildWatcher>, Error> {
-        self.watcher().clone().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unsupported,
-                "no child watcher is set: aio has no built-in watcher yet; pass one to set_child_watcher",
-            )
-        })
+        let mut slot = self.watcher();
+        let watcher = slot.get_or_insert_with(|| {
+            if can_use_pidfd() {
+                Arc::new(PidfdChildWatcher::new())
+            } else {
+                Arc::new(ThreadedChildWatcher::new())
+            }
+        });
+        Ok(Arc::clone(watcher))
     }
 
     fn set_child_watcher(&self, watcher: Option<Arc<dyn ChildWatcher>>) -> Result<(), Error> {

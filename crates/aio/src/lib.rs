@@ -9,8 +9,9 @@
 //! [`DefaultEventLoopPolicy`] and [`SelectorEventLoop`], as asyncio's
 //! `__init__.py` picks `unix_events` or `windows_events`. Everything below it:
 //! `aio-events` (traits, tasks, errors), `aio-base-policy`, `aio-selector`,
-//! `aio-unix`/`aio-windows`, `aio-child-watchers`, and `aio-net` (the
-//! sockets of [`net`]).
+//! `aio-unix`/`aio-windows`, `aio-child-watchers`, `aio-net` (the
+//! sockets of [`net`]) and, on Unix, `aio-process` (the subprocesses of
+//! `process`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -79,9 +80,21 @@ pub mod net {
     pub use aio_net::*;
 }
 
+/// Subprocesses on the running loop: `Command`, `Child` with `futures-io`
+/// pipes, `wait`, signals, `communicate`, reaped by the policy's child
+/// watcher (`aio-process`; Unix for now, Windows comes with the Windows
+/// issue).
+#[cfg(unix)]
+pub mod process {
+    pub use aio_process::*;
+}
+
 /// Unix-only API: the Unix loop and policy, and child watchers.
 #[cfg(unix)]
 pub mod unix {
+    pub use aio_child_watchers::{
+        FastChildWatcher, PidfdChildWatcher, SafeChildWatcher, ThreadedChildWatcher, can_use_pidfd,
+    };
     pub use aio_events::unix::ChildWatcher;
     pub use aio_unix::{UnixDefaultEventLoopPolicy, UnixSelectorEventLoop};
 }

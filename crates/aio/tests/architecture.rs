@@ -69,6 +69,7 @@ fn crates_directory_holds_exactly_the_layers() {
             "aio-child-watchers",
             "aio-events",
             "aio-net",
+            "aio-process",
             "aio-selector",
             "aio-unix",
             "aio-windows"
@@ -101,6 +102,14 @@ fn sockets_depend_only_on_the_abstract_layer() {
     assert_eq!(workspace_deps("aio-net"), set(&["aio-events"]));
 }
 
+// Architecture Invariant: subprocesses know only the abstract layer: the
+// running loop for their pipes, and the policy's `ChildWatcher` trait for
+// reaping, never a particular watcher, loop or policy.
+#[test]
+fn subprocesses_depend_only_on_the_abstract_layer() {
+    assert_eq!(workspace_deps("aio-process"), set(&["aio-events"]));
+}
+
 // Architecture Invariant: the platform crates never depend on each other or
 // on the facade.
 #[test]
@@ -129,6 +138,7 @@ fn no_layer_depends_on_the_facade() {
         "aio-selector",
         "aio-child-watchers",
         "aio-net",
+        "aio-process",
         "aio-unix",
         "aio-windows",
     ] {
@@ -146,6 +156,7 @@ fn platform_crates_are_cfg_gated() {
     for (krate, gate) in [
         ("aio-unix", "#![cfg(unix)]"),
         ("aio-child-watchers", "#![cfg(unix)]"),
+        ("aio-process", "#![cfg(unix)]"),
         ("aio-windows", "#![cfg(windows)]"),
     ] {
         let lib = workspace_root().join("crates").join(krate).join("src/lib.rs");
