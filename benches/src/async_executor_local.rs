@@ -7,12 +7,15 @@
 //! task under `run_until_complete`. The executor is shared through an `Rc`
 //! because tasks that spawn tasks need to reach it.
 
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, LocalExecutor};
-use async_io::Timer;
+use async_io::{Async, Timer};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::live_bytes::LiveBytes;
 use crate::{
@@ -33,6 +36,13 @@ pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, Box
         Workload::Threadsafe => threadsafe(count),
         Workload::TaskBytes => task_bytes(&executor, count),
         Workload::TimerBytes => timer_bytes(&executor, count),
+        Workload::TcpPingpong | Workload::TcpEcho | Workload::TcpEcho64k => {
+            return tcp(&executor, workload, count);
+        }
+        // `Runtime::supports` says no: smol's subprocesses are another crate.
+        Workload::Subprocess | Workload::Subprocess16 => {
+            return Err("async-executor has no subprocesses".into());
+        }
     };
     Ok(measurement)
 }
@@ -199,4 +209,78 @@ fn timer_bytes(executor: &Local, timers: u64) -> Measurement {
         bytes_per_timer
     });
     Measurement::weighed(elapsed, timers, bytes_per_timer)
+}
+
+/// The TCP workloads: `shape.connections` loopback connections made by
+/// `Async::<TcpStream>::connect` and `Async::<TcpListener>::accept`, with
+/// `set_nodelay(true)` on both ends (async-io leaves Nagle on; aio turns it
+/// off), then a client and a server task per connection, each doing its
+/// share of `round_trips`. Only the round trips are timed, from the first
+/// task spawned to the last one awaited.
+fn tcp(executor: &Local, workload: Workload, round_trips: u64) -> Result<Measurement, BoxError> {
+    let shape = workload.tcp_shape().ok_or("not a TCP workload")?;
+    let spawner = Rc::clone(executor);
+    let (result, _) = run_timed(executor, async move {
+        let listener = Async::<TcpListener>::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.get_ref().local_addr()?;
+        let mut connections = Vec::new();
+        for _ in 0..shape.connections {
+            let client = Async::<TcpStream>::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            client.get_ref().set_nodelay(true)?;
+            server.get_ref().set_nodelay(true)?;
+            connections.push((client, server));
+        }
+
+        // The buffers are made before the clock starts, as the floor's are.
+        let buffers: Vec<_> = connections
+            .iter()
+            .map(|_| (shape.message(), vec![0; shape.message_size]))
+            .collect();
+        let each = shape.round_trips_each(round_trips);
+        let start = Instant::now();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for ((client, server), (client_buffer, server_buffer)) in connections.into_iter().zip(buffers) {
+            clients.push(spawner.spawn(tcp_client(client, client_buffer, each)));
+            servers.push(spawner.spawn(tcp_server(server, server_buffer, each)));
+        }
+        let mut echoes = Vec::new();
+        for client in clients {
+            echoes.push(client.await?);
+        }
+        for server in servers {
+            server.await?;
+        }
+        let elapsed = start.elapsed();
+        for echo in &echoes {
+            shape.check_echo(echo)?;
+        }
+        Ok::<Duration, BoxError>(elapsed)
+    });
+    Ok(Measurement::timed(result?, round_trips))
+}
+
+/// Writes `buffer` (the message) and reads the echo back into it,
+/// `round_trips` times; returns the buffer for checking.
+async fn tcp_client(
+    mut stream: Async<TcpStream>,
+    mut buffer: Vec<u8>,
+    round_trips: u64,
+) -> io::Result<Vec<u8>> {
+    for _ in 0..round_trips {
+        stream.write_all(&buffer).await?;
+        stream.read_exact(&mut buffer).await?;
+    }
+    Ok(buffer)
+}
+
+/// Reads a whole message into `buffer` and writes it back, `round_trips`
+/// times.
+async fn tcp_server(mut stream: Async<TcpStream>, mut buffer: Vec<u8>, round_trips: u64) -> io::Result<()> {
+    for _ in 0..round_trips {
+        stream.read_exact(&mut buffer).await?;
+        stream.write_all(&buffer).await?;
+    }
+    Ok(())
 }

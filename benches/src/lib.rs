@@ -18,9 +18,18 @@
 //! | `threadsafe`      | 200 k  | callbacks posted from another thread, counted on the loop |
 //! | `task_bytes`      | 10 k   | live heap bytes per parked task |
 //! | `timer_bytes`     | 10 k   | live heap bytes per registered, pending sleep |
+//! | `tcp_pingpong`    | 20 k   | round trips of 1 KiB on one loopback connection |
+//! | `tcp_echo`        | 32 k   | round trips of 1 KiB, 16 connections at once (2,000 each) |
+//! | `tcp_echo_64k`    | 3.2 k  | round trips of 64 KiB, 16 connections at once (200 each) |
+//! | `subprocess`      | 1 k    | spawn `true` and wait for it, one at a time |
+//! | `subprocess_16`   | 1 k    | spawn `true` and wait for it, 16 children at once |
 //!
 //! How each workload maps onto each runtime is written at the top of
-//! `src/bin/aio-bench.rs` and next to the code in the three runtime modules.
+//! `src/bin/aio-bench.rs` and next to the code in the runtime modules. A
+//! fourth column, `floor` (`floor.rs`), is no runtime at all: the least work
+//! the OS allows, written by hand, for the workloads where that means
+//! something; a fifth, `floor-epoll`, is the TCP floor on epoll(7) without
+//! `polling`.
 //!
 //! # Example
 //!
@@ -35,7 +44,9 @@
 mod aio_loop;
 mod async_executor_local;
 pub mod countdown;
+mod floor;
 pub mod live_bytes;
+mod subprocess;
 mod tokio_current_thread;
 mod workload;
 
@@ -43,7 +54,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-pub use workload::{Lcg, Measurement, Runtime, Workload};
+pub use workload::{Lcg, Measurement, Runtime, TcpShape, Workload};
 
 /// What a workload returns when a runtime refuses to run it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

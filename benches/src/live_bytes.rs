@@ -2,7 +2,8 @@
 //! allocator and, while a [`LiveBytes`] probe is open, keeps a running total
 //! of bytes allocated minus bytes freed.
 //!
-//! A file of its own because it is the only `unsafe` code of the benches.
+//! A file of its own because it is most of the benches' `unsafe` code (the
+//! rest is one poller registration in `floor.rs`).
 //! Counting is switched on only inside a probe so that the timed workloads
 //! run on the plain system allocator, paying one relaxed load per call rather
 //! than an atomic read-modify-write.

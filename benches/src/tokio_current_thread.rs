@@ -7,8 +7,12 @@
 //! their scheduler rather than one of them being polled directly by the
 //! driver.
 
+use std::io;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 
@@ -31,6 +35,12 @@ pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, Box
         Workload::Threadsafe => threadsafe(&runtime, &local, count),
         Workload::TaskBytes => task_bytes(&runtime, &local, count),
         Workload::TimerBytes => timer_bytes(&runtime, &local, count),
+        Workload::TcpPingpong | Workload::TcpEcho | Workload::TcpEcho64k => {
+            tcp(&runtime, &local, workload, count)
+        }
+        Workload::Subprocess | Workload::Subprocess16 => {
+            crate::subprocess::tokio(&runtime, &local, workload, count)
+        }
     }
 }
 
@@ -188,4 +198,78 @@ fn timer_bytes(runtime: &Runtime, local: &LocalSet, timers: u64) -> Result<Measu
         bytes_per_timer
     })?;
     Ok(Measurement::weighed(elapsed, timers, bytes_per_timer))
+}
+
+/// The TCP workloads: `shape.connections` loopback connections made by
+/// `tokio::net::TcpStream::connect` and `TcpListener::accept`, with
+/// `set_nodelay(true)` on both ends (tokio leaves Nagle on; aio turns it
+/// off), then a client and a server local task per connection, each doing
+/// its share of `round_trips`. Only the round trips are timed, from the
+/// first task spawned to the last one awaited.
+fn tcp(
+    runtime: &Runtime,
+    local: &LocalSet,
+    workload: Workload,
+    round_trips: u64,
+) -> Result<Measurement, BoxError> {
+    let shape = workload.tcp_shape().ok_or("not a TCP workload")?;
+    let (result, _) = run_timed(runtime, local, async move {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let mut connections = Vec::new();
+        for _ in 0..shape.connections {
+            let client = TcpStream::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            client.set_nodelay(true)?;
+            server.set_nodelay(true)?;
+            connections.push((client, server));
+        }
+
+        // The buffers are made before the clock starts, as the floor's are.
+        let buffers: Vec<_> = connections
+            .iter()
+            .map(|_| (shape.message(), vec![0; shape.message_size]))
+            .collect();
+        let each = shape.round_trips_each(round_trips);
+        let start = Instant::now();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for ((client, server), (client_buffer, server_buffer)) in connections.into_iter().zip(buffers) {
+            clients.push(tokio::task::spawn_local(tcp_client(client, client_buffer, each)));
+            servers.push(tokio::task::spawn_local(tcp_server(server, server_buffer, each)));
+        }
+        let mut echoes = Vec::new();
+        for client in clients {
+            echoes.push(client.await??);
+        }
+        for server in servers {
+            server.await??;
+        }
+        let elapsed = start.elapsed();
+        for echo in &echoes {
+            shape.check_echo(echo)?;
+        }
+        Ok::<Duration, BoxError>(elapsed)
+    })?;
+    Ok(Measurement::timed(result?, round_trips))
+}
+
+/// Writes `buffer` (the message) and reads the echo back into it,
+/// `round_trips` times; returns the buffer for checking.
+async fn tcp_client(mut stream: TcpStream, mut buffer: Vec<u8>, round_trips: u64) -> io::Result<Vec<u8>> {
+    for _ in 0..round_trips {
+        stream.write_all(&buffer).await?;
+        stream.read_exact(&mut buffer).await?;
+    }
+    Ok(buffer)
+}
+
+/// Reads a whole message into `buffer` and writes it back, `round_trips`
+/// times.
+async fn tcp_server(mut stream: TcpStream, mut buffer: Vec<u8>, round_trips: u64) -> io::Result<()> {
+    for _ in 0..round_trips {
+        stream.read_exact(&mut buffer).await?;
+        stream.write_all(&buffer).await?;
+    }
+    Ok(())
 }

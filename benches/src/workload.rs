@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::BoxError;
+use crate::floor::Backend;
 
 /// One benchmark program, the same on every runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +25,21 @@ pub enum Workload {
     TaskBytes,
     /// Live heap bytes per registered, pending sleep.
     TimerBytes,
+    /// One loopback TCP connection, 1 KiB messages echoed one at a time.
+    TcpPingpong,
+    /// 16 loopback TCP connections at once, 1 KiB messages echoed.
+    TcpEcho,
+    /// 16 loopback TCP connections at once, 64 KiB messages echoed.
+    TcpEcho64k,
+    /// Spawn `true` and wait for it, one child at a time.
+    Subprocess,
+    /// Spawn `true` and wait for it, 16 children running at once.
+    Subprocess16,
 }
 
 impl Workload {
     /// Every workload, in the order of the report.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 12] = [
         Workload::CallSoonChain,
         Workload::Yield,
         Workload::SpawnAwait,
@@ -36,6 +47,11 @@ impl Workload {
         Workload::Threadsafe,
         Workload::TaskBytes,
         Workload::TimerBytes,
+        Workload::TcpPingpong,
+        Workload::TcpEcho,
+        Workload::TcpEcho64k,
+        Workload::Subprocess,
+        Workload::Subprocess16,
     ];
 
     /// The name on the command line and in the report.
@@ -48,6 +64,11 @@ impl Workload {
             Workload::Threadsafe => "threadsafe",
             Workload::TaskBytes => "task_bytes",
             Workload::TimerBytes => "timer_bytes",
+            Workload::TcpPingpong => "tcp_pingpong",
+            Workload::TcpEcho => "tcp_echo",
+            Workload::TcpEcho64k => "tcp_echo_64k",
+            Workload::Subprocess => "subprocess",
+            Workload::Subprocess16 => "subprocess_16",
         }
     }
 
@@ -67,9 +88,67 @@ impl Workload {
             Workload::CallSoonChain | Workload::Yield => 1_000_000,
             Workload::SpawnAwait | Workload::Threadsafe => 200_000,
             Workload::Timers => 100_000,
+            // Round trips in all, over every connection.
+            Workload::TcpPingpong => 20_000,
+            Workload::TcpEcho => 16 * 2_000,
+            Workload::TcpEcho64k => 16 * 200,
+            // Children spawned and waited for in all.
+            Workload::Subprocess | Workload::Subprocess16 => 1_000,
             Workload::TaskBytes | Workload::TimerBytes => return 10_000,
         };
         if quick { full / 10 } else { full }
+    }
+}
+
+/// The shape of a TCP workload: how many loopback connections run at once
+/// and how big each echoed message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpShape {
+    /// Connections, each a client task and a server task.
+    pub connections: u64,
+    /// Bytes per message, each way.
+    pub message_size: usize,
+}
+
+impl TcpShape {
+    /// Round trips per connection when the workload does `round_trips` in
+    /// all.
+    pub fn round_trips_each(self, round_trips: u64) -> u64 {
+        round_trips / self.connections
+    }
+
+    /// The message a client sends: a fixed pattern, so that the echo can be
+    /// checked once the timing is over. The client reads each echo back
+    /// into the same buffer, so it still holds the pattern at the end only
+    /// if every byte came back in place.
+    pub fn message(self) -> Vec<u8> {
+        (0..self.message_size).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Checks a client's buffer after its last round trip.
+    pub fn check_echo(self, buffer: &[u8]) -> Result<(), BoxError> {
+        if buffer == self.message() {
+            Ok(())
+        } else {
+            Err("the echoed message came back changed".into())
+        }
+    }
+}
+
+impl Workload {
+    /// The connections and message size of a TCP workload; `None` for the
+    /// others.
+    pub fn tcp_shape(self) -> Option<TcpShape> {
+        let (connections, message_size) = match self {
+            Workload::TcpPingpong => (1, 1024),
+            Workload::TcpEcho => (16, 1024),
+            Workload::TcpEcho64k => (16, 64 * 1024),
+            _ => return None,
+        };
+        Some(TcpShape {
+            connections,
+            message_size,
+        })
     }
 }
 
@@ -88,11 +167,23 @@ pub enum Runtime {
     Tokio,
     /// async-executor's `LocalExecutor` on `async_io::block_on`.
     AsyncExecutor,
+    /// The least work the OS allows, written by hand without a runtime: for
+    /// the TCP workloads a single-threaded loop on `polling`.
+    Floor,
+    /// The TCP floor on epoll(7) by hand (Linux): what the kernel allows,
+    /// without `polling`'s own system calls around each wait.
+    FloorEpoll,
 }
 
 impl Runtime {
     /// Every runtime, aio first: the report's ratios are to aio.
-    pub const ALL: [Runtime; 3] = [Runtime::Aio, Runtime::Tokio, Runtime::AsyncExecutor];
+    pub const ALL: [Runtime; 5] = [
+        Runtime::Aio,
+        Runtime::Tokio,
+        Runtime::AsyncExecutor,
+        Runtime::Floor,
+        Runtime::FloorEpoll,
+    ];
 
     /// The name on the command line and in the report.
     pub fn name(self) -> &'static str {
@@ -100,12 +191,29 @@ impl Runtime {
             Runtime::Aio => "aio",
             Runtime::Tokio => "tokio",
             Runtime::AsyncExecutor => "async-executor",
+            Runtime::Floor => "floor",
+            Runtime::FloorEpoll => "floor-epoll",
         }
     }
 
     /// The runtime called `name`.
     pub fn from_name(name: &str) -> Option<Runtime> {
         Runtime::ALL.into_iter().find(|runtime| runtime.name() == name)
+    }
+
+    /// Whether the runtime has the workload: the floor has only those where
+    /// "the least work the OS allows" means something (I/O).
+    pub fn supports(self, workload: Workload) -> bool {
+        if crate::subprocess::concurrency(workload).is_some() {
+            // async-executor has no subprocesses; the floor's are
+            // posix_spawnp and waitpid, the same for either backend.
+            return matches!(self, Runtime::Aio | Runtime::Tokio | Runtime::Floor);
+        }
+        match self {
+            Runtime::Aio | Runtime::Tokio | Runtime::AsyncExecutor => true,
+            Runtime::Floor => crate::floor::supports(Backend::Polling, workload),
+            Runtime::FloorEpoll => crate::floor::supports(Backend::Epoll, workload),
+        }
     }
 
     /// Runs `workload` once on a runtime built for the purpose, and drops the
@@ -116,6 +224,11 @@ impl Runtime {
             Runtime::Aio => crate::aio_loop::measure(workload, count),
             Runtime::Tokio => crate::tokio_current_thread::measure(workload, count),
             Runtime::AsyncExecutor => crate::async_executor_local::measure(workload, count),
+            Runtime::Floor if crate::subprocess::concurrency(workload).is_some() => {
+                crate::subprocess::floor(workload, count)
+            }
+            Runtime::Floor => crate::floor::measure(Backend::Polling, workload, count),
+            Runtime::FloorEpoll => crate::floor::measure(Backend::Epoll, workload, count),
         }
     }
 }
@@ -227,6 +340,22 @@ mod tests {
         assert_eq!(Workload::Yield.count(true), 100_000);
         assert_eq!(Workload::Timers.count(false), 100_000);
         assert_eq!(Workload::TaskBytes.count(true), Workload::TaskBytes.count(false));
+    }
+
+    #[test]
+    fn tcp_workloads_split_evenly_over_their_connections() {
+        for workload in Workload::ALL {
+            let Some(shape) = workload.tcp_shape() else {
+                continue;
+            };
+            for quick in [false, true] {
+                let count = workload.count(quick);
+                assert_eq!(count % shape.connections, 0, "{workload}");
+                assert!(shape.round_trips_each(count) > 0, "{workload}");
+            }
+        }
+        assert_eq!(Workload::TcpPingpong.count(true), 2_000);
+        assert_eq!(Workload::Yield.tcp_shape(), None);
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! `cargo xtask bench [--quick] [WORKLOAD...]`: builds `aio-benches` in
-//! release, runs every workload on every runner as a process of its own, and
-//! reports per-operation medians (with min–max) and the ratio of each peer's
-//! median to aio's, on stdout and in `target/bench/report.md`.
+//! `cargo xtask bench [--quick] [--strace] [WORKLOAD...]`: builds
+//! `aio-benches` in release, runs every workload on every runner as a
+//! process of its own, and reports per-operation medians (with min–max) and
+//! the ratio of each peer's median to aio's, on stdout and in
+//! `target/bench/report.md`. With `--strace`, each workload also runs once
+//! per runner under `strace -f -c`, and the report gets the system calls
+//! per operation (see `strace.rs`).
 //!
 //! The columns come from [`RUNNERS`], a plain table of command lines, so that
-//! later peers (asyncio, uvloop, a raw `polling` floor) are one entry each.
+//! later peers (asyncio, uvloop) are one entry each.
 //! The protocol a runner follows: it is started with its command line plus
 //! the workload name, plus `--quick` in quick mode; it prints one line
 //! `workload=<name> runtime=<rt> ns=<total> ops=<count>[ bytes_per_op=<n>]`,
@@ -19,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{TaskError, cargo, display_command, workspace_root};
+use crate::{TaskError, cargo, display_command, strace, workspace_root};
 
 /// A column of the report: a program that runs one workload once.
 #[derive(Debug)]
@@ -49,6 +52,14 @@ const RUNNERS: &[Runner] = &[
         name: "async-executor",
         command: &[BENCH_BINARY, "async-executor"],
     },
+    Runner {
+        name: "floor",
+        command: &[BENCH_BINARY, "floor"],
+    },
+    Runner {
+        name: "floor-epoll",
+        command: &[BENCH_BINARY, "floor-epoll"],
+    },
 ];
 
 /// Runs per workload and runner discarded before counting: the first process
@@ -67,6 +78,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub(crate) struct Options {
     quick: bool,
+    strace: bool,
     workloads: Vec<String>,
 }
 
@@ -74,11 +86,13 @@ impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Options, TaskError> {
         let mut options = Options {
             quick: false,
+            strace: false,
             workloads: Vec::new(),
         };
         for arg in args {
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--strace" => options.strace = true,
                 flag if flag.starts_with('-') => {
                     return Err(TaskError::usage(format!(
                         "`bench` does not know the option `{flag}`"
@@ -112,7 +126,12 @@ pub(crate) fn run(options: &Options) -> Result<(), TaskError> {
     println!("\n{table}");
 
     let report_path = report_path(&bench_binary);
-    let report = render_report(&table, options);
+    let syscalls = if options.strace {
+        count_syscalls(&bench_binary, &workloads, &report_path)
+    } else {
+        String::new()
+    };
+    let report = render_report(&table, options, &syscalls);
     std::fs::create_dir_all(report_path.parent().unwrap_or(Path::new(".")))
         .and_then(|()| std::fs::write(&report_path, report))
         .map_err(|error| TaskError::failed(format!("could not write {}: {error}", report_path.display())))?;
@@ -363,19 +382,7 @@ fn run_once(
     workload: &str,
     quick: bool,
 ) -> Result<Option<Sample>, String> {
-    let mut args = runner.command.iter().map(|arg| {
-        if *arg == BENCH_BINARY {
-            bench_binary.as_os_str().to_owned()
-        } else {
-            arg.into()
-        }
-    });
-    let program = args.next().ok_or("the runner has an empty command line")?;
-    let mut command = Command::new(program);
-    command.args(args).arg(workload).current_dir(workspace_root());
-    if quick {
-        command.arg("--quick");
-    }
+    let mut command = runner_command(runner, bench_binary, workload, quick, &[])?;
     let shown = display_command(&command);
     let (stdout, stderr) =
         run_with_timeout(&mut command, RUN_TIMEOUT).map_err(|why| format!("`{shown}`: {why}"))?;
@@ -387,6 +394,130 @@ fn run_once(
             format!("`{shown}`: {why}\n{stderr}")
         }
     })
+}
+
+/// The command line that runs `workload` once on `runner`, behind `wrapper`
+/// (a program and its arguments, such as `strace -c`) when there is one.
+fn runner_command(
+    runner: &Runner,
+    bench_binary: &Path,
+    workload: &str,
+    quick: bool,
+    wrapper: &[std::ffi::OsString],
+) -> Result<Command, String> {
+    let runner_args = runner.command.iter().map(|arg| {
+        if *arg == BENCH_BINARY {
+            bench_binary.as_os_str().to_owned()
+        } else {
+            arg.into()
+        }
+    });
+    let mut args = wrapper.iter().cloned().chain(runner_args);
+    let program = args.next().ok_or("the runner has an empty command line")?;
+    let mut command = Command::new(program);
+    command.args(args).arg(workload).current_dir(workspace_root());
+    if quick {
+        command.arg("--quick");
+    }
+    Ok(command)
+}
+
+/// Runs every workload once per runner under `strace -f -c`, at the full
+/// count, keeps strace's summaries in `strace/` beside the report, and
+/// returns the report's section on them; a note instead when strace cannot
+/// be run.
+fn count_syscalls(bench_binary: &Path, workloads: &[String], report_path: &Path) -> String {
+    if !strace::available() {
+        let note = "strace is not installed (`apt-get install -y strace`), so the system calls \
+                    were not counted.";
+        eprintln!("{note}");
+        return format!("## System calls per operation\n\n{note}\n");
+    }
+    let directory = report_path.parent().unwrap_or(Path::new(".")).join("strace");
+    if let Err(error) = std::fs::create_dir_all(&directory) {
+        let note = format!("could not create {}: {error}", directory.display());
+        eprintln!("{note}");
+        return format!("## System calls per operation\n\n{note}\n");
+    }
+
+    let mut counted = Vec::with_capacity(workloads.len());
+    for workload in workloads {
+        let mut ops = Vec::with_capacity(RUNNERS.len());
+        let mut per_runner = Vec::with_capacity(RUNNERS.len());
+        for runner in RUNNERS {
+            let output = directory.join(format!("{workload}.{}.txt", runner.name));
+            match strace_once(runner, bench_binary, workload, &output) {
+                Ok(Some((run_ops, summary))) => {
+                    let total: f64 = summary.values().map(|count| count.calls).sum();
+                    eprintln!(
+                        "{workload:>16} {:<16} strace    {} syscalls/op",
+                        runner.name,
+                        format_value(total)
+                    );
+                    ops.push(Some(run_ops));
+                    per_runner.push(Ok(Some(summary)));
+                }
+                Ok(None) => {
+                    ops.push(None);
+                    per_runner.push(Ok(None));
+                }
+                Err(why) => {
+                    eprintln!("{workload:>16} {:<16} strace FAILED: {why}", runner.name);
+                    ops.push(None);
+                    per_runner.push(Err(why));
+                }
+            }
+        }
+        counted.push(strace::WorkloadCounts {
+            workload: workload.clone(),
+            ops,
+            per_runner,
+        });
+    }
+    let names: Vec<&str> = RUNNERS.iter().map(|runner| runner.name).collect();
+    strace::render_section(&names, &counted)
+}
+
+/// One run of `workload` on `runner` under `strace -f -c -o output`: the
+/// run's operation count and its syscalls per operation; `Ok(None)` when the
+/// runner has no such workload.
+fn strace_once(
+    runner: &Runner,
+    bench_binary: &Path,
+    workload: &str,
+    output: &Path,
+) -> Result<Option<(u64, strace::Summary)>, String> {
+    let wrapper: Vec<std::ffi::OsString> = vec![
+        "strace".into(),
+        "-f".into(),
+        "-c".into(),
+        "-o".into(),
+        output.as_os_str().to_owned(),
+    ];
+    let mut command = runner_command(runner, bench_binary, workload, false, &wrapper)?;
+    let shown = display_command(&command);
+    let (stdout, _) =
+        run_with_timeout(&mut command, RUN_TIMEOUT).map_err(|why| format!("`{shown}`: {why}"))?;
+    if parse_report_line(&stdout, workload)
+        .map_err(|why| format!("`{shown}`: {why}"))?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let ops = stdout
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("workload="))
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("ops="))
+        })
+        .and_then(|ops| ops.parse::<u64>().ok())
+        .ok_or_else(|| format!("`{shown}`: no `ops=` in its output {stdout:?}"))?;
+    let text = std::fs::read_to_string(output)
+        .map_err(|error| format!("could not read {}: {error}", output.display()))?;
+    let summary = strace::parse_summary(&text)?;
+    Ok(Some((ops, strace::per_op(&summary, ops))))
 }
 
 /// Runs `command` to completion, collecting its output; kills it after
@@ -600,8 +731,9 @@ fn report_path(bench_binary: &Path) -> PathBuf {
     target_dir.join("bench").join("report.md")
 }
 
-/// The report: what was measured, where, on which commit, and the table.
-fn render_report(table: &str, options: &Options) -> String {
+/// The report: what was measured, where, on which commit, the table, and
+/// `syscalls` (the section `--strace` adds, or nothing).
+fn render_report(table: &str, options: &Options, syscalls: &str) -> String {
     let machine = Machine::describe();
     let baseline = RUNNERS[0].name;
     let mode = if options.quick {
@@ -624,12 +756,24 @@ fn render_report(table: &str, options: &Options) -> String {
          can end before its longest sleep (10 ms), which is 100 ns/op at full counts \
          and 1,000 ns/op with --quick.\n\n\
          {table}\n\n\
-         Workloads and their mapping onto each runtime: `benches/src/bin/aio-bench.rs`.\n",
+         Workloads and their mapping onto each runtime: `benches/src/bin/aio-bench.rs`. \
+         The `floor` columns are no runtime: the least work the OS allows, by hand \
+         (`benches/src/floor.rs`, `benches/src/subprocess.rs`). For TCP, `floor` waits \
+         with `polling`'s `Poller::wait` (five system calls per wait on Linux with \
+         polling 3.11) and `floor-epoll` with one `epoll_wait`, as mio and aio's Linux \
+         selector do: the lower of the two is the floor. `n/a` where a floor has no such \
+         workload.\n\
+         {syscalls_section}",
         commit = machine.commit,
         cpu = machine.cpu,
         cores = machine.cores,
         kernel = machine.kernel,
         rustc = machine.rustc,
+        syscalls_section = if syscalls.is_empty() {
+            String::new()
+        } else {
+            format!("\n{syscalls}")
+        },
     )
 }
 

@@ -4,14 +4,16 @@
 //!
 //! - `cargo xtask ci`: the checks CI runs, in order, stopping at the first
 //!   failure (see `ci.rs`).
-//! - `cargo xtask bench [--quick] [WORKLOAD...]`: aio against its peers, one
-//!   process per run, reported as medians and ratios (see `bench.rs`).
+//! - `cargo xtask bench [--quick] [--strace] [WORKLOAD...]`: aio against its
+//!   peers, one process per run, reported as medians and ratios (see
+//!   `bench.rs`); `--strace` adds system calls per operation (`strace.rs`).
 //!
 //! This file holds the command-line dispatch and the process helpers both
 //! tasks use.
 
 mod bench;
 mod ci;
+mod strace;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -22,7 +24,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                             fmt, clippy, tests and the Windows type-check, stopping at the first failure
-  bench [--quick] [WORKLOAD...]  aio against tokio and async-executor; writes target/bench/report.md
+  bench [--quick] [--strace] [WORKLOAD...]
+                                 aio against tokio, async-executor and the floors; writes
+                                 target/bench/report.md; --strace adds syscalls per operation
   help                           this text";
 
 fn main() -> ExitCode {

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `aio-bench --list` prints the workload names, one a line. `--quick`
-//! divides the timed workloads' counts by ten.
+//! divides the timed workloads' counts by ten. A runtime without the
+//! workload (the floors have only the I/O and process ones) prints
+//! `unsupported`.
 //!
 //! # How each workload maps onto each runtime
 //!
@@ -24,6 +26,26 @@
 //! | `threadsafe` (200 k) | `ThreadsafeLoop::call_soon_threadsafe` from a std thread; `run_forever` until the last stops it | `runtime::Handle::spawn` from a std thread (push + driver wake-up) | `spawn` on an `Arc<Executor>` from a std thread (a `LocalExecutor` cannot be reached from another thread) |
 //! | `task_bytes` (10 k) | live bytes per task parked on `pending()` | `spawn_local` | `LocalExecutor::spawn` |
 //! | `timer_bytes` (10 k) | live bytes per boxed `aio::sleep(1 h+)` polled once | boxed `tokio::time::Sleep` | boxed `async_io::Timer` |
+//! | `tcp_pingpong` (20 k), `tcp_echo` (16 × 2 k), `tcp_echo_64k` (16 × 200) | `aio::net::TcpStream`, `futures_lite`'s `write_all` + `read_exact` | `tokio::net::TcpStream`, tokio's `write_all` + `read_exact` | `Async<std::net::TcpStream>`, `futures_lite`'s `write_all` + `read_exact` |
+//! | `subprocess` (1 k), `subprocess_16` (1 k, 16 at once) | `aio::process::Command::new("true").spawn()?.wait()` under the policy's default child watcher | `tokio::process::Command`, the same calls | unsupported (no subprocesses; the floor: `posix_spawnp` + `waitpid`, `src/subprocess.rs`) |
+//!
+//! The TCP workloads run client and server in the same process on the same
+//! loop, so every runtime (and the floor) is measured the same way: the
+//! main task connects `N` loopback connections and accepts them (untimed),
+//! then creates a client task and a server task per connection, clients
+//! and servers alternating, and awaits them all. A client writes its
+//! message and reads the echo back in full; a server reads a whole message
+//! and writes it back; each does its connection's share of the round
+//! trips. Every stream has `TCP_NODELAY` on (aio's default; set by hand on
+//! the peers' streams). The report's figure is nanoseconds per round trip
+//! (all connections together for `tcp_echo`). The `floor` column is no
+//! runtime: a hand-written single-threaded loop on `polling` with
+//! edge-triggered registrations, which tries every operation first and
+//! waits only when every endpoint would block (`src/floor.rs`);
+//! `floor-epoll` is the same loop on epoll(7) by hand, without the system
+//! calls `polling` adds around each wait. Both ends on one thread mean a
+//! round trip costs the kernel work of both peers, with no cross-CPU
+//! wake-up.
 //!
 //! In `timers` every runtime creates its sleep inside the task's `async`
 //! block, so every deadline counts from the task's first poll: asyncio's
@@ -42,7 +64,7 @@ use aio_benches::{Runtime, Workload};
 
 const USAGE: &str = "usage: aio-bench <runtime> <workload> [--quick]
        aio-bench --list
-runtimes: aio, tokio, async-executor";
+runtimes: aio, tokio, async-executor, floor, floor-epoll";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -80,6 +102,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
 
+    if !runtime.supports(workload) {
+        println!("unsupported");
+        return ExitCode::SUCCESS;
+    }
     match runtime.measure(workload, quick) {
         Ok(measurement) => {
             println!("{}", measurement.line(workload, runtime));

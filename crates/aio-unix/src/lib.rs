@@ -44,6 +44,10 @@ pub struct UnixSelectorEventLoop {
 impl UnixSelectorEventLoop {
     /// A new, open loop wrapped in an [`EventLoop`] handle.
     pub fn new() -> Result<EventLoop, Error> {
+        // A program that makes its loop by hand, never touching the facade's
+        // policy functions, still gets this platform's default policy when a
+        // layer asks the global policy (for the child watcher, say).
+        aio_events::install_default_policy_factory(default_policy);
         Ok(EventLoop::new(UnixSelectorEventLoop {
             core: SelectorEventLoop::create()?,
             signals: signals::SharedSignals::default(),
@@ -101,6 +105,11 @@ impl fmt::Debug for UnixSelectorEventLoop {
 pub struct UnixDefaultEventLoopPolicy {
     base: BaseDefaultEventLoopPolicy,
     watcher: Mutex<Option<Arc<dyn ChildWatcher>>>,
+}
+
+/// The factory of the global default policy on Unix.
+fn default_policy() -> Arc<dyn EventLoopPolicy> {
+    Arc::new(UnixDefaultEventLoopPolicy::new())
 }
 
 impl UnixDefaultEventLoopPolicy {

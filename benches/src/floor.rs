@@ -1,0 +1,363 @@
+//! The `floor` runtimes: the least work the OS allows for a workload, written
+//! by hand with no runtime at all, so that the report can say how much of a
+//! runtime's time is the kernel's and how much is the runtime's own.
+//!
+//! For the TCP workloads the floor is a single-threaded loop doing what an
+//! ideal readiness-based runtime would do and nothing else. It waits in one
+//! of two ways, two columns of the report:
+//!
+//! - `floor`: through `polling`'s `Poller::wait`: the floor for a runtime
+//!   that waits with `polling`, including what `polling` does on every wait
+//!   besides `epoll_wait` (on Linux, 3.11 arms its timerfd, re-adds it,
+//!   reads its notifier eventfd and re-arms it: four more system calls per
+//!   wait).
+//! - `floor-epoll` (Linux): epoll(7) by hand, one `epoll_wait` per wait and
+//!   nothing else: the least the kernel allows, and what mio (tokio's
+//!   poller) and aio's Linux selector do.
+//!
+//! In both:
+//!
+//! - every socket is non-blocking and registered once, edge-triggered where
+//!   the poller has an edge mode (elsewhere oneshot, re-armed for the one
+//!   direction the endpoint waits on);
+//! - each endpoint (the client and the server end of every connection) is a
+//!   small state machine over one preallocated buffer: write the message,
+//!   read it back (client), or read a message, write it back (server);
+//! - an endpoint tries its operation first and gives way only on
+//!   `WouldBlock`; the loop waits in the poller only when every endpoint has
+//!   given way, and then steps exactly the endpoints it reported;
+//! - no futures, no wakers, no allocation per message.
+//!
+//! Client and server ends live in the same loop, in the same order (client
+//! first) as the runtimes' tasks, so the floor makes the same system calls a
+//! perfect runtime would make for the same program.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::num::NonZeroUsize;
+use std::time::Instant;
+
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::{BoxError, Measurement, TcpShape, Workload};
+
+/// How a floor waits for readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// Through `polling`.
+    Polling,
+    /// epoll(7) by hand (Linux and Android only).
+    Epoll,
+}
+
+impl Backend {
+    fn available(self) -> bool {
+        match self {
+            Backend::Polling => true,
+            Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
+        }
+    }
+}
+
+/// Whether the floor has `workload`: the I/O workloads only.
+pub(crate) fn supports(backend: Backend, workload: Workload) -> bool {
+    backend.available() && workload.tcp_shape().is_some()
+}
+
+pub(crate) fn measure(backend: Backend, workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    match workload.tcp_shape() {
+        Some(shape) if backend.available() => tcp(backend, shape, count),
+        _ => Err(format!("the {backend:?} floor has no `{workload}` workload").into()),
+    }
+}
+
+/// Which end of a connection an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Writes the message, reads the echo, repeats.
+    Client,
+    /// Reads a message, writes it back, repeats.
+    Server,
+}
+
+/// What an endpoint is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Writing,
+    Reading,
+    Done,
+}
+
+/// One end of a connection and where it is in its round trips.
+#[derive(Debug)]
+struct Endpoint {
+    stream: TcpStream,
+    role: Role,
+    phase: Phase,
+    /// The message, written from and read into in place.
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already written or read in this phase.
+    offset: usize,
+    round_trips_left: u64,
+}
+
+impl Endpoint {
+    fn new(stream: TcpStream, role: Role, shape: TcpShape, round_trips: u64) -> Endpoint {
+        let (phase, buffer) = match role {
+            Role::Client => (Phase::Writing, shape.message()),
+            Role::Server => (Phase::Reading, vec![0; shape.message_size]),
+        };
+        Endpoint {
+            stream,
+            role,
+            phase,
+            buffer,
+            offset: 0,
+            round_trips_left: round_trips,
+        }
+    }
+
+    /// The readiness the endpoint waits for, as `polling` spells it, under
+    /// the key `key`.
+    fn interest(&self, key: usize) -> Event {
+        match self.phase {
+            Phase::Writing => Event::writable(key),
+            Phase::Reading => Event::readable(key),
+            Phase::Done => Event::none(key),
+        }
+    }
+
+    /// Makes all the progress the socket allows: returns once an operation
+    /// would block or the endpoint is done.
+    fn step(&mut self) -> io::Result<()> {
+        loop {
+            let result = match self.phase {
+                Phase::Done => return Ok(()),
+                Phase::Writing => (&self.stream).write(&self.buffer[self.offset..]),
+                Phase::Reading => (&self.stream).read(&mut self.buffer[self.offset..]),
+            };
+            match result {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection mid-workload",
+                    ));
+                }
+                Ok(n) => {
+                    self.offset += n;
+                    if self.offset == self.buffer.len() {
+                        self.offset = 0;
+                        self.next_phase();
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The whole message went through: on to the next phase.
+    fn next_phase(&mut self) {
+        let round_trip_done = matches!(
+            (self.role, self.phase),
+            (Role::Client, Phase::Reading) | (Role::Server, Phase::Writing)
+        );
+        if round_trip_done {
+            self.round_trips_left -= 1;
+        }
+        self.phase = match self.phase {
+            _ if self.round_trips_left == 0 => Phase::Done,
+            Phase::Writing => Phase::Reading,
+            Phase::Reading | Phase::Done => Phase::Writing,
+        };
+    }
+}
+
+/// `shape.connections` loopback connections, each doing its share of
+/// `round_trips` message echoes; only the loop is timed, not the connects.
+fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measurement, BoxError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let addr = listener.local_addr()?;
+    let each = shape.round_trips_each(round_trips);
+    let mut endpoints = Vec::new();
+    for _ in 0..shape.connections {
+        // A loopback connect completes within the call; the connection
+        // waits in the backlog until accepted.
+        let client = TcpStream::connect(addr)?;
+        let (server, _) = listener.accept()?;
+        for (stream, role) in [(client, Role::Client), (server, Role::Server)] {
+            // TCP_NODELAY as in every runtime's streams (aio's by default,
+            // the peers' set by the workload).
+            stream.set_nodelay(true)?;
+            stream.set_nonblocking(true)?;
+            endpoints.push(Endpoint::new(stream, role, shape, each));
+        }
+    }
+
+    // Declared after `endpoints`, so dropped before them: an early return
+    // closes the poller before any stream it watches.
+    let mut waiter = Waiter::new(backend)?;
+    for (key, endpoint) in endpoints.iter().enumerate() {
+        waiter.register(key, endpoint)?;
+    }
+
+    let mut runnable: Vec<usize> = (0..endpoints.len()).collect();
+    let mut done = 0;
+    let start = Instant::now();
+    loop {
+        for &key in &runnable {
+            let endpoint = &mut endpoints[key];
+            if endpoint.phase == Phase::Done {
+                continue;
+            }
+            endpoint.step()?;
+            if endpoint.phase == Phase::Done {
+                done += 1;
+            } else {
+                waiter.rearm(key, endpoint)?;
+            }
+        }
+        if done == endpoints.len() {
+            break;
+        }
+        runnable.clear();
+        waiter.wait(&mut runnable)?;
+    }
+    let elapsed = start.elapsed();
+
+    for endpoint in &endpoints {
+        waiter.deregister(endpoint)?;
+        if endpoint.role == Role::Client {
+            shape.check_echo(&endpoint.buffer)?;
+        }
+    }
+    Ok(Measurement::timed(elapsed, round_trips))
+}
+
+/// The poller of a floor, holding its event buffer (allocated once).
+enum Waiter {
+    Polling {
+        poller: Poller,
+        events: Events,
+        mode: PollMode,
+    },
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Epoll {
+        epoll: std::os::fd::OwnedFd,
+        events: Vec<rustix::event::epoll::Event>,
+    },
+}
+
+/// Events taken per wait: more than any workload has sockets.
+const EVENTS_PER_WAIT: usize = 1024;
+
+impl Waiter {
+    fn new(backend: Backend) -> io::Result<Waiter> {
+        match backend {
+            Backend::Polling => {
+                let poller = Poller::new()?;
+                let mode = if poller.supports_edge() {
+                    PollMode::Edge
+                } else {
+                    PollMode::Oneshot
+                };
+                let capacity = NonZeroUsize::new(EVENTS_PER_WAIT).expect("the constant is not zero");
+                Ok(Waiter::Polling {
+                    poller,
+                    events: Events::with_capacity(capacity),
+                    mode,
+                })
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Epoll => {
+                use rustix::event::epoll;
+                Ok(Waiter::Epoll {
+                    epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+                    events: Vec::with_capacity(EVENTS_PER_WAIT),
+                })
+            }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Backend::Epoll => Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux's")),
+        }
+    }
+
+    /// Registers `endpoint` under `key`, once: both directions,
+    /// edge-triggered, where the poller can.
+    fn register(&self, key: usize, endpoint: &Endpoint) -> io::Result<()> {
+        match self {
+            Waiter::Polling { poller, mode, .. } => {
+                let interest = match mode {
+                    PollMode::Edge => Event::all(key),
+                    _ => endpoint.interest(key),
+                };
+                // SAFETY: every stream is deleted from the poller (in
+                // `deregister`) before it is closed, or else the poller is
+                // dropped first (see `tcp`), which closes the epoll instance
+                // and every registration with it.
+                unsafe { poller.add_with_mode(&endpoint.stream, interest, *mode) }
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Waiter::Epoll { epoll, .. } => {
+                use rustix::event::epoll::{self as ep, EventData, EventFlags};
+                ep::add(
+                    epoll,
+                    &endpoint.stream,
+                    EventData::new_u64(key as u64),
+                    EventFlags::IN | EventFlags::OUT | EventFlags::ET,
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// After a step that blocked: a oneshot registration (only where the
+    /// poller has no edge mode) is re-armed for the direction now awaited.
+    fn rearm(&self, key: usize, endpoint: &Endpoint) -> io::Result<()> {
+        match self {
+            Waiter::Polling {
+                poller,
+                mode: mode @ PollMode::Oneshot,
+                ..
+            } => poller.modify_with_mode(&endpoint.stream, endpoint.interest(key), *mode),
+            _ => Ok(()),
+        }
+    }
+
+    /// Blocks until some socket is ready, and appends the keys of those
+    /// that are to `runnable`.
+    fn wait(&mut self, runnable: &mut Vec<usize>) -> io::Result<()> {
+        match self {
+            Waiter::Polling { poller, events, .. } => {
+                events.clear();
+                poller.wait(events, None)?;
+                runnable.extend(events.iter().map(|event| event.key));
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Waiter::Epoll { epoll, events } => {
+                use rustix::event::epoll as ep;
+                events.clear();
+                loop {
+                    match ep::wait(&*epoll, rustix::buffer::spare_capacity(events), None) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        other => other?,
+                    };
+                    break;
+                }
+                runnable.extend(events.iter().map(|event| event.data.u64() as usize));
+            }
+        }
+        Ok(())
+    }
+
+    fn deregister(&self, endpoint: &Endpoint) -> io::Result<()> {
+        match self {
+            Waiter::Polling { poller, .. } => poller.delete(&endpoint.stream),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Waiter::Epoll { epoll, .. } => {
+                rustix::event::epoll::delete(epoll, &endpoint.stream)?;
+                Ok(())
+            }
+        }
+    }
+}
