@@ -3,23 +3,27 @@
 //! `run_until_complete`, tasks through `aio::create_task`.
 //!
 //! Each run makes a fresh `SelectorEventLoop` and closes it afterwards; only
-//! the `run_forever` or `run_until_complete` call is timed.
+//! the `run_forever` or `run_until_complete` call is timed (`run_overhead`
+//! times `aio::run` itself, loops and all).
 
 use std::io;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use aio::EventLoop;
-use aio::net::{TcpListener, TcpStream};
+use aio::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::live_bytes::LiveBytes;
 use crate::{
-    BoxError, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD, Workload, countdown,
-    parked_task, poll_each_once,
+    BoxError, CANCELLED_TIMER_DELAY, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD,
+    UDP_MESSAGE_SIZE, Workload, countdown, parked_task, pattern, poll_each_once,
 };
 
 pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    if workload == Workload::RunOverhead {
+        return run_overhead(count);
+    }
     let event_loop = aio::SelectorEventLoop::new()?;
     let measurement = match workload {
         Workload::CallSoonChain => call_soon_chain(&event_loop, count),
@@ -31,6 +35,11 @@ pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, Box
         Workload::TimerBytes => timer_bytes(&event_loop, count),
         Workload::TcpPingpong | Workload::TcpEcho | Workload::TcpEcho64k => tcp(&event_loop, workload, count),
         Workload::Subprocess | Workload::Subprocess16 => crate::subprocess::aio(&event_loop, workload, count),
+        Workload::RunOverhead => unreachable!("handled above"),
+        Workload::TimerCancel => timer_cancel(&event_loop, count),
+        Workload::TcpChurn => tcp_churn(&event_loop, count),
+        Workload::UdpPingpong => udp_pingpong(&event_loop, count),
+        Workload::IdleConnBytes => idle_conn_bytes(&event_loop, count),
     };
     event_loop.close()?;
     measurement
@@ -264,4 +273,119 @@ async fn tcp_server(mut stream: TcpStream, mut buffer: Vec<u8>, round_trips: u64
         stream.write_all(&buffer).await?;
     }
     Ok(())
+}
+
+/// `aio::run` of an empty main, `runs` times: a loop from the policy, made
+/// current, run, its async generators and executor shut down, closed (as
+/// `asyncio.run`).
+fn run_overhead(runs: u64) -> Result<Measurement, BoxError> {
+    let start = Instant::now();
+    for _ in 0..runs {
+        aio::run(async {})?;
+    }
+    Ok(Measurement::timed(start.elapsed(), runs))
+}
+
+/// `call_later` of a callback an hour away, then `cancel`, `timers` times
+/// inside one coroutine.
+fn timer_cancel(event_loop: &EventLoop, timers: u64) -> Result<Measurement, BoxError> {
+    let (result, elapsed) = run_timed(event_loop, async move {
+        let event_loop = aio::get_running_loop()?;
+        for _ in 0..timers {
+            event_loop
+                .call_later(CANCELLED_TIMER_DELAY, || panic!("a cancelled timer fired"))?
+                .cancel();
+        }
+        Ok::<(), aio::Error>(())
+    })?;
+    result?;
+    Ok(Measurement::timed(elapsed, timers))
+}
+
+/// `connections` loopback connections, one at a time: the main task
+/// connects and reads until the server's close; a server task accepts each
+/// connection and closes it at once.
+fn tcp_churn(event_loop: &EventLoop, connections: u64) -> Result<Measurement, BoxError> {
+    let (result, _) = run_timed(event_loop, async move {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let start = Instant::now();
+        let server = aio::create_task(async move {
+            for _ in 0..connections {
+                drop(listener.accept().await?);
+            }
+            Ok::<(), io::Error>(())
+        });
+        for _ in 0..connections {
+            let mut client = TcpStream::connect(addr).await?;
+            if client.read(&mut [0; 1]).await? != 0 {
+                return Err("the server end sent data".into());
+            }
+        }
+        server.await??;
+        Ok::<Duration, BoxError>(start.elapsed())
+    })?;
+    Ok(Measurement::timed(result?, connections))
+}
+
+/// Two connected loopback UDP sockets, a client task sending 1 KiB and
+/// waiting for the echo, a server task echoing, `round_trips` times.
+fn udp_pingpong(event_loop: &EventLoop, round_trips: u64) -> Result<Measurement, BoxError> {
+    let (result, _) = run_timed(event_loop, async move {
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        client.connect(server.local_addr()?).await?;
+        server.connect(client.local_addr()?).await?;
+        let start = Instant::now();
+        let client = aio::create_task(async move {
+            let mut message = pattern(UDP_MESSAGE_SIZE);
+            for _ in 0..round_trips {
+                client.send(&message).await?;
+                if client.recv(&mut message).await? != UDP_MESSAGE_SIZE {
+                    return Err(io::Error::other("a datagram came back short"));
+                }
+            }
+            Ok(message)
+        });
+        let server = aio::create_task(async move {
+            let mut buffer = vec![0; UDP_MESSAGE_SIZE];
+            for _ in 0..round_trips {
+                let received = server.recv(&mut buffer).await?;
+                server.send(&buffer[..received]).await?;
+            }
+            Ok::<(), io::Error>(())
+        });
+        let message = client.await??;
+        server.await??;
+        let elapsed = start.elapsed();
+        if message != pattern(UDP_MESSAGE_SIZE) {
+            return Err("the echoed datagram came back changed".into());
+        }
+        Ok::<Duration, BoxError>(elapsed)
+    })?;
+    Ok(Measurement::timed(result?, round_trips))
+}
+
+/// Live bytes per connected loopback pair (both ends), idle: made by
+/// `TcpStream::connect` and `TcpListener::accept` and kept open.
+fn idle_conn_bytes(event_loop: &EventLoop, connections: u64) -> Result<Measurement, BoxError> {
+    let (result, elapsed) = run_timed(event_loop, async move {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        // One pair through the same path first.
+        let warm_up = (TcpStream::connect(addr).await?, listener.accept().await?);
+        let mut pairs = Vec::with_capacity(connections as usize);
+        let probe = LiveBytes::open();
+        for _ in 0..connections {
+            let client = TcpStream::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            pairs.push((client, server));
+        }
+        aio::sleep(Duration::from_millis(1)).await;
+        let bytes_per_pair = probe.bytes_per(connections);
+        drop(probe);
+        drop((pairs, warm_up));
+        Ok::<i64, BoxError>(bytes_per_pair)
+    })?;
+    Ok(Measurement::weighed(elapsed, connections, result?))
 }

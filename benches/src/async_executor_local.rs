@@ -8,7 +8,7 @@
 //! because tasks that spawn tasks need to reach it.
 
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +19,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::live_bytes::LiveBytes;
 use crate::{
-    BoxError, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD, Workload, countdown,
-    parked_task, poll_each_once,
+    BoxError, CANCELLED_TIMER_DELAY, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD,
+    UDP_MESSAGE_SIZE, Workload, countdown, parked_task, pattern, poll_each_once, poll_once,
 };
 
 type Local = Rc<LocalExecutor<'static>>;
@@ -43,6 +43,11 @@ pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, Box
         Workload::Subprocess | Workload::Subprocess16 => {
             return Err("async-executor has no subprocesses".into());
         }
+        Workload::RunOverhead => run_overhead(count),
+        Workload::TimerCancel => timer_cancel(&executor, count),
+        Workload::TcpChurn => return tcp_churn(&executor, count),
+        Workload::UdpPingpong => return udp_pingpong(&executor, count),
+        Workload::IdleConnBytes => return idle_conn_bytes(&executor, count),
     };
     Ok(measurement)
 }
@@ -283,4 +288,121 @@ async fn tcp_server(mut stream: Async<TcpStream>, mut buffer: Vec<u8>, round_tri
         stream.write_all(&buffer).await?;
     }
     Ok(())
+}
+
+/// smol's way to run a main, `runs` times: a fresh `LocalExecutor`,
+/// `async_io::block_on(executor.run(main))` of an empty main, dropped.
+/// async-io's reactor (its poller and timer map) is a process-wide
+/// singleton made on first use, so no run makes or closes one.
+fn run_overhead(runs: u64) -> Measurement {
+    let start = Instant::now();
+    for _ in 0..runs {
+        let executor = LocalExecutor::new();
+        async_io::block_on(executor.run(async {}));
+    }
+    Measurement::timed(start.elapsed(), runs)
+}
+
+/// async-io has no timer handles: a `Timer` an hour away, polled once
+/// (which queues its registration with the reactor) and dropped (which
+/// queues its removal), `timers` times.
+fn timer_cancel(executor: &Local, timers: u64) -> Measurement {
+    let ((), elapsed) = run_timed(executor, async move {
+        for _ in 0..timers {
+            let timer = std::pin::pin!(Timer::after(CANCELLED_TIMER_DELAY));
+            poll_once(timer).await;
+        }
+    });
+    Measurement::timed(elapsed, timers)
+}
+
+/// `connections` loopback connections, one at a time: the main task
+/// connects and reads until the server's close; a server task accepts each
+/// connection and closes it at once.
+fn tcp_churn(executor: &Local, connections: u64) -> Result<Measurement, BoxError> {
+    let spawner = Rc::clone(executor);
+    let (result, _) = run_timed(executor, async move {
+        let listener = Async::<TcpListener>::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.get_ref().local_addr()?;
+        let start = Instant::now();
+        let server = spawner.spawn(async move {
+            for _ in 0..connections {
+                drop(listener.accept().await?);
+            }
+            Ok::<(), io::Error>(())
+        });
+        for _ in 0..connections {
+            let mut client = Async::<TcpStream>::connect(addr).await?;
+            if client.read(&mut [0; 1]).await? != 0 {
+                return Err("the server end sent data".into());
+            }
+        }
+        server.await?;
+        Ok::<Duration, BoxError>(start.elapsed())
+    });
+    Ok(Measurement::timed(result?, connections))
+}
+
+/// Two connected loopback UDP sockets, a client task sending 1 KiB and
+/// waiting for the echo, a server task echoing, `round_trips` times.
+fn udp_pingpong(executor: &Local, round_trips: u64) -> Result<Measurement, BoxError> {
+    let spawner = Rc::clone(executor);
+    let (result, _) = run_timed(executor, async move {
+        let client = Async::<UdpSocket>::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let server = Async::<UdpSocket>::bind((Ipv4Addr::LOCALHOST, 0))?;
+        client.get_ref().connect(server.get_ref().local_addr()?)?;
+        server.get_ref().connect(client.get_ref().local_addr()?)?;
+        let start = Instant::now();
+        let client = spawner.spawn(async move {
+            let mut message = pattern(UDP_MESSAGE_SIZE);
+            for _ in 0..round_trips {
+                client.send(&message).await?;
+                if client.recv(&mut message).await? != UDP_MESSAGE_SIZE {
+                    return Err(io::Error::other("a datagram came back short"));
+                }
+            }
+            Ok(message)
+        });
+        let server = spawner.spawn(async move {
+            let mut buffer = vec![0; UDP_MESSAGE_SIZE];
+            for _ in 0..round_trips {
+                let received = server.recv(&mut buffer).await?;
+                server.send(&buffer[..received]).await?;
+            }
+            Ok::<(), io::Error>(())
+        });
+        let message = client.await?;
+        server.await?;
+        let elapsed = start.elapsed();
+        if message != pattern(UDP_MESSAGE_SIZE) {
+            return Err("the echoed datagram came back changed".into());
+        }
+        Ok::<Duration, BoxError>(elapsed)
+    });
+    Ok(Measurement::timed(result?, round_trips))
+}
+
+/// Live bytes per connected loopback pair (both ends), idle: made by
+/// `Async::<TcpStream>::connect` and `Async::<TcpListener>::accept` and kept
+/// open.
+fn idle_conn_bytes(executor: &Local, connections: u64) -> Result<Measurement, BoxError> {
+    let (result, elapsed) = run_timed(executor, async move {
+        let listener = Async::<TcpListener>::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.get_ref().local_addr()?;
+        // One pair through the same path first.
+        let warm_up = (Async::<TcpStream>::connect(addr).await?, listener.accept().await?);
+        let mut pairs = Vec::with_capacity(connections as usize);
+        let probe = LiveBytes::open();
+        for _ in 0..connections {
+            let client = Async::<TcpStream>::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            pairs.push((client, server));
+        }
+        Timer::after(Duration::from_millis(1)).await;
+        let bytes_per_pair = probe.bytes_per(connections);
+        drop(probe);
+        drop((pairs, warm_up));
+        Ok::<i64, BoxError>(bytes_per_pair)
+    });
+    Ok(Measurement::weighed(elapsed, connections, result?))
 }

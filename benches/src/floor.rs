@@ -31,15 +31,21 @@
 //! Client and server ends live in the same loop, in the same order (client
 //! first) as the runtimes' tasks, so the floor makes the same system calls a
 //! perfect runtime would make for the same program.
+//!
+//! For `tcp_churn` and `udp_pingpong` the floor needs no poller at all
+//! ([`blocking`]): one thing happens at a time, so plain blocking sockets in
+//! program order do the least the kernel allows (`connect`, `accept`,
+//! `close`, a `read` that sees the server's close, `close`; or `send`,
+//! `recv`, `send`, `recv` per round trip).
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::{BoxError, Measurement, TcpShape, Workload};
+use crate::{BoxError, Measurement, TcpShape, UDP_MESSAGE_SIZE, Workload, pattern};
 
 /// How a floor waits for readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +74,52 @@ pub(crate) fn measure(backend: Backend, workload: Workload, count: u64) -> Resul
     match workload.tcp_shape() {
         Some(shape) if backend.available() => tcp(backend, shape, count),
         _ => Err(format!("the {backend:?} floor has no `{workload}` workload").into()),
+    }
+}
+
+/// The floors of `tcp_churn` and `udp_pingpong`: blocking sockets, in
+/// program order, on this thread.
+pub(crate) fn blocking(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    match workload {
+        Workload::TcpChurn => {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let addr = listener.local_addr()?;
+            let start = Instant::now();
+            for _ in 0..count {
+                // A loopback connect completes within the call; the
+                // connection waits in the backlog until accepted.
+                let mut client = TcpStream::connect(addr)?;
+                drop(listener.accept()?);
+                if client.read(&mut [0; 1])? != 0 {
+                    return Err("the server end sent data".into());
+                }
+            }
+            Ok(Measurement::timed(start.elapsed(), count))
+        }
+        Workload::UdpPingpong => {
+            let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+            client.connect(server.local_addr()?)?;
+            server.connect(client.local_addr()?)?;
+            let mut message = pattern(UDP_MESSAGE_SIZE);
+            let mut echo = vec![0; UDP_MESSAGE_SIZE];
+            let start = Instant::now();
+            for _ in 0..count {
+                client.send(&message)?;
+                let received = server.recv(&mut echo)?;
+                server.send(&echo[..received])?;
+                let received = client.recv(&mut message)?;
+                if received != UDP_MESSAGE_SIZE {
+                    return Err("a datagram came back short".into());
+                }
+            }
+            let elapsed = start.elapsed();
+            if message != pattern(UDP_MESSAGE_SIZE) {
+                return Err("the echoed datagram came back changed".into());
+            }
+            Ok(Measurement::timed(elapsed, count))
+        }
+        _ => Err(format!("the blocking floor has no `{workload}` workload").into()),
     }
 }
 

@@ -23,13 +23,19 @@
 //! | `tcp_echo_64k`    | 3.2 k  | round trips of 64 KiB, 16 connections at once (200 each) |
 //! | `subprocess`      | 1 k    | spawn `true` and wait for it, one at a time |
 //! | `subprocess_16`   | 1 k    | spawn `true` and wait for it, 16 children at once |
+//! | `run_overhead`    | 10 k   | make a loop, run an empty main on it, close it |
+//! | `timer_cancel`    | 1 M    | register a timer an hour away and cancel it |
+//! | `tcp_churn`       | 10 k   | connect, accept and close loopback connections, one at a time |
+//! | `udp_pingpong`    | 20 k   | round trips of 1 KiB datagrams between two loopback sockets |
+//! | `idle_conn_bytes` | 1 k    | live heap bytes per idle connected loopback pair (both ends) |
 //!
 //! How each workload maps onto each runtime is written at the top of
 //! `src/bin/aio-bench.rs` and next to the code in the runtime modules. A
 //! fourth column, `floor` (`floor.rs`), is no runtime at all: the least work
 //! the OS allows, written by hand, for the workloads where that means
 //! something; a fifth, `floor-epoll`, is the TCP floor on epoll(7) without
-//! `polling`.
+//! `polling`. CPython's asyncio and uvloop run the same workloads from
+//! `python/aio_bench.py`, started by `cargo xtask bench` in a virtualenv.
 //!
 //! # Example
 //!
@@ -54,7 +60,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-pub use workload::{Lcg, Measurement, Runtime, TcpShape, Workload};
+pub use workload::{Lcg, Measurement, Runtime, TcpShape, Workload, pattern};
 
 /// What a workload returns when a runtime refuses to run it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,11 +82,30 @@ pub const TIMER_SPREAD: std::time::Duration = std::time::Duration::from_millis(1
 /// fires while it weighs them.
 pub const PARKED_TIMER_DELAY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
+/// How far in the future `timer_cancel` sets each timer it cancels.
+pub const CANCELLED_TIMER_DELAY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Bytes per datagram in `udp_pingpong`.
+pub const UDP_MESSAGE_SIZE: usize = 1024;
+
 /// A task that counts its first poll on the [`countdown`] and then never
 /// completes: what `task_bytes` parks by the thousand.
 pub async fn parked_task() {
     countdown::tick();
     std::future::pending::<()>().await;
+}
+
+/// Polls `future` once, with the calling task's waker, and completes: it
+/// registers one timer without awaiting it.
+pub async fn poll_once<F>(mut future: Pin<&mut F>)
+where
+    F: Future + ?Sized,
+{
+    std::future::poll_fn(|cx| {
+        let _ = future.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
 }
 
 /// Polls every future of `futures` once, with the calling task's waker, and

@@ -12,17 +12,20 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 
 use crate::live_bytes::LiveBytes;
 use crate::{
-    BoxError, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD, Workload, countdown,
-    parked_task, poll_each_once,
+    BoxError, CANCELLED_TIMER_DELAY, Lcg, Measurement, PARKED_TIMER_DELAY, SPAWN_BATCH, TIMER_SPREAD,
+    UDP_MESSAGE_SIZE, Workload, countdown, parked_task, pattern, poll_each_once, poll_once,
 };
 
 pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
+    if workload == Workload::RunOverhead {
+        return run_overhead(count);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -41,6 +44,11 @@ pub(crate) fn measure(workload: Workload, count: u64) -> Result<Measurement, Box
         Workload::Subprocess | Workload::Subprocess16 => {
             crate::subprocess::tokio(&runtime, &local, workload, count)
         }
+        Workload::RunOverhead => unreachable!("handled above"),
+        Workload::TimerCancel => timer_cancel(&runtime, &local, count),
+        Workload::TcpChurn => tcp_churn(&runtime, &local, count),
+        Workload::UdpPingpong => udp_pingpong(&runtime, &local, count),
+        Workload::IdleConnBytes => idle_conn_bytes(&runtime, &local, count),
     }
 }
 
@@ -272,4 +280,119 @@ async fn tcp_server(mut stream: TcpStream, mut buffer: Vec<u8>, round_trips: u64
         stream.write_all(&buffer).await?;
     }
     Ok(())
+}
+
+/// What `#[tokio::main(flavor = "current_thread")]` does, `runs` times:
+/// build a current-thread runtime (`enable_all`: the I/O and time drivers),
+/// `block_on` an empty main, drop the runtime.
+fn run_overhead(runs: u64) -> Result<Measurement, BoxError> {
+    let start = Instant::now();
+    for _ in 0..runs {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {});
+    }
+    Ok(Measurement::timed(start.elapsed(), runs))
+}
+
+/// tokio has no timer handles: a `sleep` an hour away, polled once (which
+/// puts it in the timer wheel) and dropped (which takes it out), `timers`
+/// times.
+fn timer_cancel(runtime: &Runtime, local: &LocalSet, timers: u64) -> Result<Measurement, BoxError> {
+    let ((), elapsed) = run_timed(runtime, local, async move {
+        for _ in 0..timers {
+            let sleep = std::pin::pin!(tokio::time::sleep(CANCELLED_TIMER_DELAY));
+            poll_once(sleep).await;
+        }
+    })?;
+    Ok(Measurement::timed(elapsed, timers))
+}
+
+/// `connections` loopback connections, one at a time: the main task
+/// connects and reads until the server's close; a server task accepts each
+/// connection and closes it at once.
+fn tcp_churn(runtime: &Runtime, local: &LocalSet, connections: u64) -> Result<Measurement, BoxError> {
+    let (result, _) = run_timed(runtime, local, async move {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let start = Instant::now();
+        let server = tokio::task::spawn_local(async move {
+            for _ in 0..connections {
+                drop(listener.accept().await?);
+            }
+            Ok::<(), io::Error>(())
+        });
+        for _ in 0..connections {
+            let mut client = TcpStream::connect(addr).await?;
+            if client.read(&mut [0; 1]).await? != 0 {
+                return Err("the server end sent data".into());
+            }
+        }
+        server.await??;
+        Ok::<Duration, BoxError>(start.elapsed())
+    })?;
+    Ok(Measurement::timed(result?, connections))
+}
+
+/// Two connected loopback UDP sockets, a client task sending 1 KiB and
+/// waiting for the echo, a server task echoing, `round_trips` times.
+fn udp_pingpong(runtime: &Runtime, local: &LocalSet, round_trips: u64) -> Result<Measurement, BoxError> {
+    let (result, _) = run_timed(runtime, local, async move {
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        client.connect(server.local_addr()?).await?;
+        server.connect(client.local_addr()?).await?;
+        let start = Instant::now();
+        let client = tokio::task::spawn_local(async move {
+            let mut message = pattern(UDP_MESSAGE_SIZE);
+            for _ in 0..round_trips {
+                client.send(&message).await?;
+                if client.recv(&mut message).await? != UDP_MESSAGE_SIZE {
+                    return Err(io::Error::other("a datagram came back short"));
+                }
+            }
+            Ok(message)
+        });
+        let server = tokio::task::spawn_local(async move {
+            let mut buffer = vec![0; UDP_MESSAGE_SIZE];
+            for _ in 0..round_trips {
+                let received = server.recv(&mut buffer).await?;
+                server.send(&buffer[..received]).await?;
+            }
+            Ok::<(), io::Error>(())
+        });
+        let message = client.await??;
+        server.await??;
+        let elapsed = start.elapsed();
+        if message != pattern(UDP_MESSAGE_SIZE) {
+            return Err("the echoed datagram came back changed".into());
+        }
+        Ok::<Duration, BoxError>(elapsed)
+    })?;
+    Ok(Measurement::timed(result?, round_trips))
+}
+
+/// Live bytes per connected loopback pair (both ends), idle: made by
+/// `TcpStream::connect` and `TcpListener::accept` and kept open.
+fn idle_conn_bytes(runtime: &Runtime, local: &LocalSet, connections: u64) -> Result<Measurement, BoxError> {
+    let (result, elapsed) = run_timed(runtime, local, async move {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        // One pair through the same path first.
+        let warm_up = (TcpStream::connect(addr).await?, listener.accept().await?);
+        let mut pairs = Vec::with_capacity(connections as usize);
+        let probe = LiveBytes::open();
+        for _ in 0..connections {
+            let client = TcpStream::connect(addr).await?;
+            let (server, _) = listener.accept().await?;
+            pairs.push((client, server));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let bytes_per_pair = probe.bytes_per(connections);
+        drop(probe);
+        drop((pairs, warm_up));
+        Ok::<i64, BoxError>(bytes_per_pair)
+    })?;
+    Ok(Measurement::weighed(elapsed, connections, result?))
 }

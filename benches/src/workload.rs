@@ -35,11 +35,21 @@ pub enum Workload {
     Subprocess,
     /// Spawn `true` and wait for it, 16 children running at once.
     Subprocess16,
+    /// Make a loop (runtime), run an empty main on it, close it.
+    RunOverhead,
+    /// Register a far-off timer and cancel it before it fires.
+    TimerCancel,
+    /// Connect, accept and close loopback TCP connections, one at a time.
+    TcpChurn,
+    /// One connected pair of loopback UDP sockets, 1 KiB datagrams echoed.
+    UdpPingpong,
+    /// Live heap bytes per idle, connected loopback TCP pair.
+    IdleConnBytes,
 }
 
 impl Workload {
     /// Every workload, in the order of the report.
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 17] = [
         Workload::CallSoonChain,
         Workload::Yield,
         Workload::SpawnAwait,
@@ -52,6 +62,11 @@ impl Workload {
         Workload::TcpEcho64k,
         Workload::Subprocess,
         Workload::Subprocess16,
+        Workload::RunOverhead,
+        Workload::TimerCancel,
+        Workload::TcpChurn,
+        Workload::UdpPingpong,
+        Workload::IdleConnBytes,
     ];
 
     /// The name on the command line and in the report.
@@ -69,6 +84,11 @@ impl Workload {
             Workload::TcpEcho64k => "tcp_echo_64k",
             Workload::Subprocess => "subprocess",
             Workload::Subprocess16 => "subprocess_16",
+            Workload::RunOverhead => "run_overhead",
+            Workload::TimerCancel => "timer_cancel",
+            Workload::TcpChurn => "tcp_churn",
+            Workload::UdpPingpong => "udp_pingpong",
+            Workload::IdleConnBytes => "idle_conn_bytes",
         }
     }
 
@@ -94,7 +114,16 @@ impl Workload {
             Workload::TcpEcho64k => 16 * 200,
             // Children spawned and waited for in all.
             Workload::Subprocess | Workload::Subprocess16 => 1_000,
+            // Loops made, run and closed.
+            Workload::RunOverhead => 10_000,
+            Workload::TimerCancel => 1_000_000,
+            // Connections made and closed.
+            Workload::TcpChurn => 10_000,
+            Workload::UdpPingpong => 20_000,
             Workload::TaskBytes | Workload::TimerBytes => return 10_000,
+            // Connected pairs; 2,000 sockets, well under the usual limit of
+            // open files.
+            Workload::IdleConnBytes => return 1_000,
         };
         if quick { full / 10 } else { full }
     }
@@ -122,7 +151,7 @@ impl TcpShape {
     /// into the same buffer, so it still holds the pattern at the end only
     /// if every byte came back in place.
     pub fn message(self) -> Vec<u8> {
-        (0..self.message_size).map(|i| (i % 251) as u8).collect()
+        pattern(self.message_size)
     }
 
     /// Checks a client's buffer after its last round trip.
@@ -133,6 +162,11 @@ impl TcpShape {
             Err("the echoed message came back changed".into())
         }
     }
+}
+
+/// `size` bytes of the fixed pattern every echo workload sends.
+pub fn pattern(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
 }
 
 impl Workload {
@@ -204,6 +238,11 @@ impl Runtime {
     /// Whether the runtime has the workload: the floor has only those where
     /// "the least work the OS allows" means something (I/O).
     pub fn supports(self, workload: Workload) -> bool {
+        if matches!(workload, Workload::TcpChurn | Workload::UdpPingpong) {
+            // The floor of these is blocking sockets, no poller at all
+            // (`floor.rs`): one column.
+            return self != Runtime::FloorEpoll;
+        }
         if crate::subprocess::concurrency(workload).is_some() {
             // async-executor has no subprocesses; the floor's are
             // posix_spawnp and waitpid, the same for either backend.
@@ -226,6 +265,9 @@ impl Runtime {
             Runtime::AsyncExecutor => crate::async_executor_local::measure(workload, count),
             Runtime::Floor if crate::subprocess::concurrency(workload).is_some() => {
                 crate::subprocess::floor(workload, count)
+            }
+            Runtime::Floor if matches!(workload, Workload::TcpChurn | Workload::UdpPingpong) => {
+                crate::floor::blocking(workload, count)
             }
             Runtime::Floor => crate::floor::measure(Backend::Polling, workload, count),
             Runtime::FloorEpoll => crate::floor::measure(Backend::Epoll, workload, count),
@@ -340,6 +382,8 @@ mod tests {
         assert_eq!(Workload::Yield.count(true), 100_000);
         assert_eq!(Workload::Timers.count(false), 100_000);
         assert_eq!(Workload::TaskBytes.count(true), Workload::TaskBytes.count(false));
+        assert_eq!(Workload::IdleConnBytes.count(true), 1_000);
+        assert_eq!(Workload::RunOverhead.count(true), 1_000);
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! per runner under `strace -f -c`, and the report gets the system calls
 //! per operation (see `strace.rs`).
 //!
-//! The columns come from [`RUNNERS`], a plain table of command lines, so that
-//! later peers (asyncio, uvloop) are one entry each.
+//! The columns come from [`RUNNERS`], a plain table of command lines: the
+//! Rust runtimes are `aio-bench` (from `benches/`), CPython's asyncio and
+//! uvloop are `benches/python/aio_bench.py` run by the interpreter of a
+//! virtualenv the task makes in `target/bench/venv` (see `bench/python.rs`).
+//! A column whose program cannot be had (no Python, no uvloop) reads
+//! `n/a: <why>` and the others still run. The ratios are also drawn, as
+//! `target/bench/ratios.svg` (see `bench/chart.rs`).
 //! The protocol a runner follows: it is started with its command line plus
 //! the workload name, plus `--quick` in quick mode; it prints one line
 //! `workload=<name> runtime=<rt> ns=<total> ops=<count>[ bytes_per_op=<n>]`,
@@ -24,43 +29,120 @@ use std::time::{Duration, Instant};
 
 use crate::{TaskError, cargo, display_command, strace, workspace_root};
 
+mod chart;
+mod python;
+
 /// A column of the report: a program that runs one workload once.
 #[derive(Debug)]
 struct Runner {
     /// The column's name.
     name: &'static str,
     /// The command line, before the workload name; [`BENCH_BINARY`] stands
-    /// for the freshly built `aio-bench`. Relative paths are relative to the
-    /// workspace root, where runners are started.
+    /// for the freshly built `aio-bench` and [`PYTHON`] for the virtualenv's
+    /// interpreter. Relative paths are relative to the workspace root, where
+    /// runners are started.
     command: &'static [&'static str],
+    /// What the command needs besides the built binary.
+    needs: Needs,
+}
+
+/// What a runner needs that the task may fail to provide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Only the freshly built `aio-bench`.
+    BenchBinary,
+    /// The virtualenv's Python.
+    Python,
+    /// The virtualenv's Python with uvloop installed.
+    Uvloop,
 }
 
 /// Placeholder for the path of the `aio-bench` binary built by the task.
 const BENCH_BINARY: &str = "{aio-bench}";
+/// Placeholder for the virtualenv's Python interpreter.
+const PYTHON: &str = "{python}";
+/// The Python runners' script, relative to the workspace root.
+const PYTHON_SCRIPT: &str = "benches/python/aio_bench.py";
 
 /// The runners, baseline first: every ratio in the report is to the first.
 const RUNNERS: &[Runner] = &[
     Runner {
         name: "aio",
         command: &[BENCH_BINARY, "aio"],
+        needs: Needs::BenchBinary,
     },
     Runner {
         name: "tokio",
         command: &[BENCH_BINARY, "tokio"],
+        needs: Needs::BenchBinary,
     },
     Runner {
         name: "async-executor",
         command: &[BENCH_BINARY, "async-executor"],
+        needs: Needs::BenchBinary,
     },
     Runner {
         name: "floor",
         command: &[BENCH_BINARY, "floor"],
+        needs: Needs::BenchBinary,
     },
     Runner {
         name: "floor-epoll",
         command: &[BENCH_BINARY, "floor-epoll"],
+        needs: Needs::BenchBinary,
+    },
+    Runner {
+        name: "asyncio",
+        command: &[PYTHON, PYTHON_SCRIPT, "asyncio"],
+        needs: Needs::Python,
+    },
+    Runner {
+        name: "uvloop",
+        command: &[PYTHON, PYTHON_SCRIPT, "uvloop"],
+        needs: Needs::Uvloop,
     },
 ];
+
+/// What the runners' command lines stand on: the built binary and, for the
+/// Python columns, the virtualenv (or why there is none).
+#[derive(Debug)]
+struct Programs {
+    bench_binary: PathBuf,
+    python: Result<python::Environment, python::Unavailable>,
+}
+
+impl Programs {
+    /// Why `runner` cannot run here, if it cannot.
+    fn unavailable(&self, runner: &Runner) -> Option<&python::Unavailable> {
+        match (runner.needs, &self.python) {
+            (Needs::BenchBinary, _) => None,
+            (Needs::Python | Needs::Uvloop, Err(why)) => Some(why),
+            (Needs::Python, Ok(_)) => None,
+            (Needs::Uvloop, Ok(environment)) => environment.uvloop.as_ref().err(),
+        }
+    }
+
+    /// The Python and uvloop versions, or why they are missing, for the
+    /// report (one line: the reasons' own lines are joined).
+    fn python_line(&self) -> String {
+        let one_line =
+            |why: &python::Unavailable| why.detail.lines().map(str::trim).collect::<Vec<_>>().join(" / ");
+        match &self.python {
+            Ok(environment) => {
+                let uvloop = match &environment.uvloop {
+                    Ok(version) => format!("uvloop {version}"),
+                    Err(why) => format!("uvloop unavailable ({})", one_line(why)),
+                };
+                format!(
+                    "{} in a virtualenv ({}), {uvloop}",
+                    environment.version,
+                    environment.interpreter.display()
+                )
+            }
+            Err(why) => format!("unavailable ({})", one_line(why)),
+        }
+    }
+}
 
 /// Runs per workload and runner discarded before counting: the first process
 /// pays for cold page caches and CPU frequency ramps.
@@ -116,26 +198,42 @@ impl Options {
 pub(crate) fn run(options: &Options) -> Result<(), TaskError> {
     let bench_binary = build_bench_binary()?;
     let workloads = choose_workloads(&bench_binary, &options.workloads)?;
+    let report_path = report_path(&bench_binary);
+    let report_dir = report_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let python = python::prepare(&report_dir.join("venv"));
+    let programs = Programs { bench_binary, python };
+    for runner in RUNNERS {
+        if let Some(why) = programs.unavailable(runner) {
+            eprintln!("{}: n/a: {}", runner.name, why.detail);
+        }
+    }
 
     let mut rows = Vec::with_capacity(workloads.len());
     for workload in &workloads {
-        rows.push(measure_workload(&bench_binary, workload, options));
+        rows.push(measure_workload(&programs, workload, options));
     }
 
     let table = render_table(&rows);
     println!("\n{table}");
 
-    let report_path = report_path(&bench_binary);
     let syscalls = if options.strace {
-        count_syscalls(&bench_binary, &workloads, &report_path)
+        count_syscalls(&programs, &workloads, &report_path)
     } else {
         String::new()
     };
-    let report = render_report(&table, options, &syscalls);
-    std::fs::create_dir_all(report_path.parent().unwrap_or(Path::new(".")))
+    let names: Vec<&str> = RUNNERS.iter().map(|runner| runner.name).collect();
+    let chart_path = report_dir.join("ratios.svg");
+    let chart = chart::render(&names, &chart_rows(&rows));
+    let report = render_report(&table, options, &programs, &syscalls);
+    std::fs::create_dir_all(&report_dir)
+        .and_then(|()| std::fs::write(&chart_path, chart))
         .and_then(|()| std::fs::write(&report_path, report))
         .map_err(|error| TaskError::failed(format!("could not write {}: {error}", report_path.display())))?;
-    println!("report written to {}", report_path.display());
+    println!(
+        "report written to {} (chart: {})",
+        report_path.display(),
+        chart_path.display()
+    );
 
     let failures: Vec<String> = rows
         .iter()
@@ -299,7 +397,10 @@ impl Stats {
 #[derive(Debug)]
 enum Cell {
     Measured(Stats),
+    /// The runner has no such workload.
     Unsupported,
+    /// The runner's program could not be had (the short reason).
+    Unavailable(String),
     Failed(String),
 }
 
@@ -313,10 +414,17 @@ struct Row {
 /// Runs `workload` on every runner: warm-up rounds, then counted rounds, each
 /// round visiting every runner once, starting one runner further each round
 /// so that none always runs first (or always right after another).
-fn measure_workload(bench_binary: &Path, workload: &str, options: &Options) -> Row {
+fn measure_workload(programs: &Programs, workload: &str, options: &Options) -> Row {
     let rounds = WARM_UP_RUNS + options.counted_runs();
     let mut samples: Vec<Vec<Sample>> = RUNNERS.iter().map(|_| Vec::new()).collect();
-    let mut settled: Vec<Option<Cell>> = RUNNERS.iter().map(|_| None).collect();
+    let mut settled: Vec<Option<Cell>> = RUNNERS
+        .iter()
+        .map(|runner| {
+            programs
+                .unavailable(runner)
+                .map(|why| Cell::Unavailable(why.short.clone()))
+        })
+        .collect();
 
     for round in 0..rounds {
         let warm_up = round < WARM_UP_RUNS;
@@ -331,7 +439,7 @@ fn measure_workload(bench_binary: &Path, workload: &str, options: &Options) -> R
             } else {
                 format!("run {}/{}", round - WARM_UP_RUNS + 1, options.counted_runs())
             };
-            match run_once(runner, bench_binary, workload, options.quick) {
+            match run_once(runner, programs, workload, options.quick) {
                 Ok(Some(sample)) => {
                     eprintln!(
                         "{workload:>16} {:<16} {label:<9} {} {}",
@@ -378,11 +486,11 @@ fn measure_workload(bench_binary: &Path, workload: &str, options: &Options) -> R
 /// workload, `Err` with the reason when the run fails.
 fn run_once(
     runner: &Runner,
-    bench_binary: &Path,
+    programs: &Programs,
     workload: &str,
     quick: bool,
 ) -> Result<Option<Sample>, String> {
-    let mut command = runner_command(runner, bench_binary, workload, quick, &[])?;
+    let mut command = runner_command(runner, programs, workload, quick, &[])?;
     let shown = display_command(&command);
     let (stdout, stderr) =
         run_with_timeout(&mut command, RUN_TIMEOUT).map_err(|why| format!("`{shown}`: {why}"))?;
@@ -400,17 +508,22 @@ fn run_once(
 /// (a program and its arguments, such as `strace -c`) when there is one.
 fn runner_command(
     runner: &Runner,
-    bench_binary: &Path,
+    programs: &Programs,
     workload: &str,
     quick: bool,
     wrapper: &[std::ffi::OsString],
 ) -> Result<Command, String> {
-    let runner_args = runner.command.iter().map(|arg| {
-        if *arg == BENCH_BINARY {
-            bench_binary.as_os_str().to_owned()
-        } else {
-            arg.into()
-        }
+    if let Some(why) = programs.unavailable(runner) {
+        return Err(why.detail.clone());
+    }
+    let python = programs
+        .python
+        .as_ref()
+        .map(|environment| environment.interpreter.as_os_str());
+    let runner_args = runner.command.iter().map(|arg| match *arg {
+        BENCH_BINARY => programs.bench_binary.as_os_str().to_owned(),
+        PYTHON => python.unwrap_or_default().to_owned(),
+        _ => arg.into(),
     });
     let mut args = wrapper.iter().cloned().chain(runner_args);
     let program = args.next().ok_or("the runner has an empty command line")?;
@@ -426,7 +539,7 @@ fn runner_command(
 /// count, keeps strace's summaries in `strace/` beside the report, and
 /// returns the report's section on them; a note instead when strace cannot
 /// be run.
-fn count_syscalls(bench_binary: &Path, workloads: &[String], report_path: &Path) -> String {
+fn count_syscalls(programs: &Programs, workloads: &[String], report_path: &Path) -> String {
     if !strace::available() {
         let note = "strace is not installed (`apt-get install -y strace`), so the system calls \
                     were not counted.";
@@ -446,7 +559,12 @@ fn count_syscalls(bench_binary: &Path, workloads: &[String], report_path: &Path)
         let mut per_runner = Vec::with_capacity(RUNNERS.len());
         for runner in RUNNERS {
             let output = directory.join(format!("{workload}.{}.txt", runner.name));
-            match strace_once(runner, bench_binary, workload, &output) {
+            if programs.unavailable(runner).is_some() {
+                ops.push(None);
+                per_runner.push(Ok(None));
+                continue;
+            }
+            match strace_once(runner, programs, workload, &output) {
                 Ok(Some((run_ops, summary))) => {
                     let total: f64 = summary.values().map(|count| count.calls).sum();
                     eprintln!(
@@ -483,7 +601,7 @@ fn count_syscalls(bench_binary: &Path, workloads: &[String], report_path: &Path)
 /// runner has no such workload.
 fn strace_once(
     runner: &Runner,
-    bench_binary: &Path,
+    programs: &Programs,
     workload: &str,
     output: &Path,
 ) -> Result<Option<(u64, strace::Summary)>, String> {
@@ -494,7 +612,7 @@ fn strace_once(
         "-o".into(),
         output.as_os_str().to_owned(),
     ];
-    let mut command = runner_command(runner, bench_binary, workload, false, &wrapper)?;
+    let mut command = runner_command(runner, programs, workload, false, &wrapper)?;
     let shown = display_command(&command);
     let (stdout, _) =
         run_with_timeout(&mut command, RUN_TIMEOUT).map_err(|why| format!("`{shown}`: {why}"))?;
@@ -639,6 +757,34 @@ fn format_value(value: f64) -> String {
     }
 }
 
+/// A peer's median over the baseline's, when both were measured in the same
+/// unit.
+fn ratio(baseline: &Cell, peer: &Cell) -> Option<f64> {
+    match (baseline, peer) {
+        (Cell::Measured(base), Cell::Measured(peer)) if base.median > 0.0 && base.unit == peer.unit => {
+            Some(peer.median / base.median)
+        }
+        _ => None,
+    }
+}
+
+/// The rows as the chart draws them: each peer's ratio to the baseline.
+fn chart_rows(rows: &[Row]) -> Vec<chart::Row> {
+    rows.iter()
+        .map(|row| chart::Row {
+            workload: row.workload.clone(),
+            bytes: row
+                .cells
+                .iter()
+                .any(|cell| matches!(cell, Cell::Measured(stats) if stats.unit == Unit::BytesPerOp)),
+            ratios: row.cells[1..]
+                .iter()
+                .map(|cell| ratio(&row.cells[0], cell))
+                .collect(),
+        })
+        .collect()
+}
+
 /// The table as Markdown, columns padded so that it also reads as plain text.
 fn render_table(rows: &[Row]) -> String {
     let baseline = &RUNNERS[0];
@@ -669,14 +815,17 @@ fn render_table(rows: &[Row]) -> String {
                 format_value(stats.max)
             ),
             Cell::Unsupported => "n/a".to_owned(),
+            Cell::Unavailable(why) => format!("n/a: {why}"),
             Cell::Failed(_) => "failed".to_owned(),
         }));
-        line.extend(row.cells[1..].iter().map(|cell| match (&row.cells[0], cell) {
-            (Cell::Measured(base), Cell::Measured(peer)) if base.median > 0.0 && base.unit == peer.unit => {
-                format!("{:.2}", peer.median / base.median)
-            }
-            _ => "–".to_owned(),
-        }));
+        line.extend(
+            row.cells[1..]
+                .iter()
+                .map(|cell| match ratio(&row.cells[0], cell) {
+                    Some(ratio) => format!("{ratio:.2}"),
+                    None => "–".to_owned(),
+                }),
+        );
         lines.push(line);
     }
 
@@ -731,9 +880,9 @@ fn report_path(bench_binary: &Path) -> PathBuf {
     target_dir.join("bench").join("report.md")
 }
 
-/// The report: what was measured, where, on which commit, the table, and
-/// `syscalls` (the section `--strace` adds, or nothing).
-fn render_report(table: &str, options: &Options, syscalls: &str) -> String {
+/// The report: what was measured, where, on which commit, the table, the
+/// chart, and `syscalls` (the section `--strace` adds, or nothing).
+fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: &str) -> String {
     let machine = Machine::describe();
     let baseline = RUNNERS[0].name;
     let mode = if options.quick {
@@ -748,6 +897,7 @@ fn render_report(table: &str, options: &Options, syscalls: &str) -> String {
          - commit: {commit}\n\
          - machine: {cpu}, {cores} cores, kernel {kernel}\n\
          - toolchain: {rustc}\n\
+         - Python: {python}\n\
          - mode: {mode}; every run is a process of its own, runners alternating\n\n\
          Each cell is the median over the counted runs, per operation (ns/op) or \
          per item (B/op, live heap bytes), with the minimum and maximum in brackets. \
@@ -756,19 +906,33 @@ fn render_report(table: &str, options: &Options, syscalls: &str) -> String {
          can end before its longest sleep (10 ms), which is 100 ns/op at full counts \
          and 1,000 ns/op with --quick.\n\n\
          {table}\n\n\
+         ![Each peer's median over {baseline}'s, per workload](ratios.svg)\n\n\
+         The chart (`ratios.svg`, next to this report) draws the ratio columns as bars \
+         on a logarithmic axis, in powers of ten from a tenth or less to ten or more, \
+         as far as the figures reach but never past 1/100 and 1,000: a bar to the right \
+         of the line at 1 is a peer slower (or larger) than {baseline}, to the left a \
+         peer faster (or smaller). A bar that would run past the axis stops at its end \
+         with an arrowhead, and every bar is labelled with its exact ratio.\n\n\
          Workloads and their mapping onto each runtime: `benches/src/bin/aio-bench.rs`. \
          The `floor` columns are no runtime: the least work the OS allows, by hand \
          (`benches/src/floor.rs`, `benches/src/subprocess.rs`). For TCP, `floor` waits \
          with `polling`'s `Poller::wait` (five system calls per wait on Linux with \
          polling 3.11) and `floor-epoll` with one `epoll_wait`, as mio and aio's Linux \
-         selector do: the lower of the two is the floor. `n/a` where a floor has no such \
-         workload.\n\
+         selector do: the lower of the two is the floor. For `tcp_churn` and \
+         `udp_pingpong` the floor is blocking sockets in program order, no poller at \
+         all. `n/a` where a floor has no such workload. `idle_conn_bytes` is per \
+         connected pair, both ends in the process. `asyncio` and `uvloop` run `benches/python/aio_bench.py` (CPython's \
+         selector loop, and uvloop's); `n/a: <why>` where their Python or uvloop could \
+         not be had. Their `task_bytes`, `timer_bytes` and `idle_conn_bytes` are \
+         `tracemalloc`'s traced bytes, every allocation Python makes (objects and raw \
+         memory), but not what libuv allocates with plain `malloc` under uvloop.\n\
          {syscalls_section}",
         commit = machine.commit,
         cpu = machine.cpu,
         cores = machine.cores,
         kernel = machine.kernel,
         rustc = machine.rustc,
+        python = programs.python_line(),
         syscalls_section = if syscalls.is_empty() {
             String::new()
         } else {

@@ -25,8 +25,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                             fmt, clippy, tests and the Windows type-check, stopping at the first failure
   bench [--quick] [--strace] [WORKLOAD...]
-                                 aio against tokio, async-executor and the floors; writes
-                                 target/bench/report.md; --strace adds syscalls per operation
+                                 aio against tokio, async-executor, asyncio, uvloop and the
+                                 floors; writes target/bench/report.md and ratios.svg;
+                                 --strace adds syscalls per operation
   help                           this text";
 
 fn main() -> ExitCode {

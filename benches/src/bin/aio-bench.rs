@@ -28,6 +28,16 @@
 //! | `timer_bytes` (10 k) | live bytes per boxed `aio::sleep(1 h+)` polled once | boxed `tokio::time::Sleep` | boxed `async_io::Timer` |
 //! | `tcp_pingpong` (20 k), `tcp_echo` (16 × 2 k), `tcp_echo_64k` (16 × 200) | `aio::net::TcpStream`, `futures_lite`'s `write_all` + `read_exact` | `tokio::net::TcpStream`, tokio's `write_all` + `read_exact` | `Async<std::net::TcpStream>`, `futures_lite`'s `write_all` + `read_exact` |
 //! | `subprocess` (1 k), `subprocess_16` (1 k, 16 at once) | `aio::process::Command::new("true").spawn()?.wait()` under the policy's default child watcher | `tokio::process::Command`, the same calls | unsupported (no subprocesses; the floor: `posix_spawnp` + `waitpid`, `src/subprocess.rs`) |
+//! | `run_overhead` (10 k) | `aio::run(async {})`: a loop from the policy, run, shut down, closed (as `asyncio.run`) | a current-thread runtime built (`enable_all`), `block_on(async {})`, dropped (as `#[tokio::main]`) | a `LocalExecutor`, `block_on(executor.run(async {}))` (async-io's reactor is a process-wide singleton: nothing to make per run) |
+//! | `timer_cancel` (1 M) | `call_later(1 h, cb)` then `TimerHandle::cancel` | no timer handles: `tokio::time::sleep(1 h)`, pinned, polled once (into the wheel), dropped | `async_io::Timer::after(1 h)`, polled once, dropped |
+//! | `tcp_churn` (10 k) | a server task accepts and drops each connection; the main task connects, reads to EOF, drops | the same with tokio's sockets | the same with `Async<TcpListener>` / `Async<TcpStream>` |
+//! | `udp_pingpong` (20 k) | two connected `aio::net::UdpSocket`s, a client task (`send`, `recv`) and a server task (`recv`, `send`) | `tokio::net::UdpSocket`, the same | `Async<std::net::UdpSocket>`, the same |
+//! | `idle_conn_bytes` (1 k) | live bytes per connected pair (both ends) made by `connect` + `accept` and kept open | the same | the same |
+//!
+//! The `floor` of `tcp_churn` and `udp_pingpong` is blocking std sockets in
+//! program order on one thread, no poller at all (`src/floor.rs`);
+//! `floor-epoll` has neither. CPython's asyncio and uvloop run the same
+//! workloads in `benches/python/aio_bench.py`, mapped in its docstring.
 //!
 //! The TCP workloads run client and server in the same process on the same
 //! loop, so every runtime (and the floor) is measured the same way: the
