@@ -14,20 +14,28 @@
 //! `--child NAME`; the parent case checks the child's exit status.
 //!
 //! Usage: `main_thread [FILTER]` runs the cases whose name contains FILTER;
-//! `--list` lists them.
+//! `--list` lists them. The command line, the child processes and the
+//! closing summary are `harness.rs`'s, shared with the other `harness = false`
+//! suites.
+
+#[path = "harness.rs"]
+mod harness;
 
 use std::cell::{Cell, RefCell};
-use std::env;
-use std::io::{Read, Write};
+use std::io::Write;
 #[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+#[cfg(unix)]
+use std::process::ExitStatus;
+use std::process::{Command, ExitCode};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use aio::{BaseDefaultEventLoopPolicy, Error, ErrorKind, EventLoop, EventLoopPolicy};
 
@@ -184,50 +192,18 @@ const CHILD_CASES: &[Case] = &[
     ("debug-env-off", child_debug_env_off),
 ];
 
-/// libtest flags that take a value as the next argument, which is then not
-/// a filter.
-const FLAGS_WITH_VALUES: &[&str] = &[
-    "--test-threads",
-    "--skip",
-    "--format",
-    "--color",
-    "--logfile",
-    "-Z",
-];
-
 fn main() -> ExitCode {
     // Several cases panic on purpose; one line per panic keeps the output
     // readable whatever RUST_BACKTRACE says.
     std::panic::set_hook(Box::new(|info| eprintln!("    panicked: {info}")));
-    let args: Vec<String> = env::args().skip(1).collect();
-    if let Some(at) = args.iter().position(|arg| arg == "--child") {
-        let name = args.get(at + 1).map(String::as_str).unwrap_or_default();
-        let Some((_, case)) = CHILD_CASES.iter().find(|(case, _)| *case == name) else {
-            eprintln!("unknown child case {name:?}");
-            return ExitCode::from(2);
-        };
-        // A failing child case panics, which exits with code 101.
-        case();
-        return ExitCode::SUCCESS;
+    let args = harness::Args::parse("--child", harness::LIBTEST_FLAGS_WITH_VALUES);
+    if let Some(name) = &args.child {
+        return harness::run_child_case(CHILD_CASES, name, |(name, _)| name, |(_, case)| case());
     }
-    if args.iter().any(|arg| arg == "--list") {
-        for (name, _) in CASES {
-            println!("{name}: test");
-        }
-        return ExitCode::SUCCESS;
+    if args.list {
+        return harness::list(CASES.iter().map(|(name, _)| name));
     }
-    // Flags cargo or a runner may pass (--nocapture, --quiet, ...) are ignored.
-    let filter = args
-        .iter()
-        .enumerate()
-        .find(|(at, arg)| {
-            !arg.starts_with('-') && (*at == 0 || !FLAGS_WITH_VALUES.contains(&args[at - 1].as_str()))
-        })
-        .map(|(_, arg)| arg);
-    let selected: Vec<&Case> = CASES
-        .iter()
-        .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str())))
-        .collect();
+    let selected = harness::select(CASES, args.filter.as_deref(), |(name, _)| name);
 
     println!("\nrunning {} cases", selected.len());
     let mut failed = Vec::new();
@@ -238,7 +214,7 @@ fn main() -> ExitCode {
         match catch_unwind(case) {
             Ok(()) => println!("case {name} ... ok"),
             Err(payload) => {
-                let text = panic_text(&*payload);
+                let text = harness::panic_text(&*payload);
                 let first_line = text.lines().next().unwrap_or_default();
                 println!("case {name} ... FAILED: {first_line}");
                 failed.push(*name);
@@ -246,38 +222,12 @@ fn main() -> ExitCode {
         }
     }
     aio::set_event_loop_policy(None);
-
-    if !failed.is_empty() {
-        println!("\nfailures:");
-        for name in &failed {
-            println!("    {name}");
-        }
-    }
-    println!(
-        "\n{} passed, {} failed",
-        selected.len() - failed.len(),
-        failed.len()
-    );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    harness::summary(selected.len() - failed.len(), &failed)
 }
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::from("<non-string panic>")
-    }
-}
 
 fn assert_error<T>(result: Result<T, Error>, kind: ErrorKind, message: &str) {
     let Err(err) = result else {
@@ -386,73 +336,11 @@ impl EventLoopPolicy for RefusingPolicy {
     }
 }
 
-/// What a child case did.
-struct ChildRun {
-    status: ExitStatus,
-    elapsed: Duration,
-    output: String,
-}
-
-impl ChildRun {
-    fn assert_success(&self, case: &str) {
-        assert!(
-            self.status.success(),
-            "child case {case} ended with {} after {:?}; its output:\n{}",
-            self.status,
-            self.elapsed,
-            self.output
-        );
-    }
-}
-
 /// Runs this binary as `--child CASE`, with `AIO_DEBUG` removed from its
 /// environment unless `configure` sets it, and kills it after [`CHILD_TIMEOUT`].
-fn run_child(case: &str, configure: impl FnOnce(&mut Command)) -> ChildRun {
-    let exe = env::current_exe().expect("the path of this test binary");
-    let mut command = Command::new(exe);
-    command
-        .arg("--child")
-        .arg(case)
-        .env_remove("AIO_DEBUG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    configure(&mut command);
-    let start = Instant::now();
-    let mut child = command.spawn().expect("spawn the test binary as a child");
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if start.elapsed() > CHILD_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child case {case} did not finish within {CHILD_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = start.elapsed();
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default()
-    );
-    ChildRun {
-        status,
-        elapsed,
-        output,
-    }
+fn run_child(case: &str, configure: impl FnOnce(&mut Command)) -> harness::ChildRun {
+    harness::run_child(case, CHILD_TIMEOUT, configure)
+        .unwrap_or_else(|_| panic!("child case {case} did not finish within {CHILD_TIMEOUT:?}"))
 }
 
 /// The few libc calls std does not wrap: signals and fork. std links libc, so
@@ -467,7 +355,6 @@ mod sys {
     pub const SIG_IGN: usize = 1;
 
     unsafe extern "C" {
-        pub fn kill(pid: c_int, sig: c_int) -> c_int;
         pub fn signal(signum: c_int, handler: usize) -> usize;
         pub fn fork() -> c_int;
         pub fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
@@ -478,11 +365,7 @@ mod sys {
 /// Sends SIGINT to this process, as a Ctrl-C in its terminal would.
 #[cfg(unix)]
 fn send_sigint_to_self() {
-    let pid = i32::try_from(std::process::id()).expect("a pid fits in pid_t");
-    // SAFETY: kill(2) with our own pid and a valid signal number touches no
-    // memory of ours.
-    let rc = unsafe { sys::kill(pid, sys::SIGINT) };
-    assert_eq!(rc, 0, "kill(getpid(), SIGINT) failed");
+    harness::send_to_self(sys::SIGINT);
 }
 
 /// Sets the SIGINT disposition (`SIG_DFL` or `SIG_IGN`).
@@ -522,7 +405,7 @@ fn run_propagates_a_panic_after_cleanup() {
         })
     }));
     let payload = outcome.expect_err("the panic in main propagates");
-    assert_eq!(panic_text(&*payload), "spam");
+    assert_eq!(harness::panic_text(&*payload), "spam");
     let (event_loop, leftover) = seen.borrow_mut().take().expect("main ran");
     assert!(event_loop.is_closed(), "the loop was not closed");
     assert!(

@@ -19,7 +19,8 @@
 //! the exit status is non-zero when anything failed.
 //!
 //! Usage: `signals [FILTER]` runs the cases whose name contains FILTER;
-//! `--list` lists them.
+//! `--list` lists them. The command line, the child processes and the output
+//! are `harness.rs`'s, shared with the other `harness = false` suites.
 //!
 //! Not ported, because Rust's types rule them out: `test_check_signal`'s
 //! `TypeError` for a signal given as a string, and
@@ -31,6 +32,10 @@
 //! `test_remove_signal_handler_error*`): no real call can be made to fail
 //! that way on demand. The one real `sigaction` refusal, the numbers the C
 //! library keeps for itself, is `reserved_signal_numbers_are_invalid`.
+
+#[cfg(unix)]
+#[path = "harness.rs"]
+mod harness;
 
 #[cfg(unix)]
 fn main() -> std::process::ExitCode {
@@ -45,17 +50,17 @@ fn main() {
 #[cfg(unix)]
 mod unix {
     use std::cell::{Cell, RefCell};
-    use std::env;
-    use std::io::{self, Read, Write};
-    use std::os::unix::process::ExitStatusExt;
+    use std::io;
     use std::panic::catch_unwind;
-    use std::process::{Command, ExitCode, ExitStatus, Stdio};
+    use std::process::ExitCode;
     use std::rc::Rc;
     use std::sync::{Mutex, PoisonError, mpsc};
     use std::thread::{self, JoinHandle, ThreadId};
     use std::time::{Duration, Instant};
 
     use aio::{Error, ErrorKind, EventLoop, ExceptionContext};
+
+    use crate::harness::{self, Failure, panic_text, send_to_self};
 
     /// How long a child case may run before it is killed and fails.
     const CHILD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -207,51 +212,18 @@ mod unix {
         ),
     ];
 
-    /// libtest flags that take a value as the next argument, which is then
-    /// not a filter.
-    const FLAGS_WITH_VALUES: &[&str] = &[
-        "--test-threads",
-        "--skip",
-        "--format",
-        "--color",
-        "--logfile",
-        "-Z",
-    ];
-
     pub(crate) fn main() -> ExitCode {
-        let args: Vec<String> = env::args().skip(1).collect();
-        if let Some(at) = args.iter().position(|arg| arg == "--child") {
+        let args = harness::Args::parse("--child", harness::LIBTEST_FLAGS_WITH_VALUES);
+        if let Some(name) = &args.child {
             // One line per panic, whatever RUST_BACKTRACE says; the parent
             // shows it under the case's FAILED line.
             std::panic::set_hook(Box::new(|info| eprintln!("panicked: {info}")));
-            let name = args.get(at + 1).map(String::as_str).unwrap_or_default();
-            let Some(case) = CASES.iter().find(|case| case.name == name) else {
-                eprintln!("unknown case {name:?}");
-                return ExitCode::from(2);
-            };
-            // A failing case panics, and a panic out of `main` exits with 101.
-            (case.run)();
-            return ExitCode::SUCCESS;
+            return harness::run_child_case(CASES, name, |case| case.name, |case| (case.run)());
         }
-        if args.iter().any(|arg| arg == "--list") {
-            for case in CASES {
-                println!("{}: test", case.name);
-            }
-            return ExitCode::SUCCESS;
+        if args.list {
+            return harness::list(CASES.iter().map(|case| case.name));
         }
-        // Flags cargo or a runner may pass (--nocapture, --quiet, ...) are
-        // ignored.
-        let filter = args
-            .iter()
-            .enumerate()
-            .find(|(at, arg)| {
-                !arg.starts_with('-') && (*at == 0 || !FLAGS_WITH_VALUES.contains(&args[at - 1].as_str()))
-            })
-            .map(|(_, arg)| arg);
-        let selected: Vec<&Case> = CASES
-            .iter()
-            .filter(|case| filter.is_none_or(|filter| case.name.contains(filter.as_str())))
-            .collect();
+        let selected = harness::select(CASES, args.filter.as_deref(), |case| case.name);
 
         // Here the harness reports a panic itself, on the case's line, with
         // the place the hook noted.
@@ -259,54 +231,19 @@ mod unix {
             let place = info.location().map(ToString::to_string);
             *PANIC_PLACE.lock().unwrap_or_else(PoisonError::into_inner) = place;
         }));
-        println!("\nrunning {} cases", selected.len());
-        let mut failed = Vec::new();
-        for case in &selected {
-            print!("case {} ... ", case.name);
-            let _ = io::stdout().flush();
-            let outcome = match case.place {
+        harness::run_cases(
+            &selected,
+            |case| case.name,
+            |case| match case.place {
                 Place::Here => run_here(case),
-                Place::Child => run_child(case.name),
-            };
-            match outcome {
-                Ok(()) => println!("ok"),
-                Err(failure) => {
-                    let mut lines = failure.reason.lines();
-                    println!("FAILED: {}", lines.next().unwrap_or_default());
-                    for line in lines.chain(failure.output.lines()) {
-                        println!("    | {line}");
-                    }
-                    failed.push(case.name);
-                }
-            }
-        }
-
-        if !failed.is_empty() {
-            println!("\nfailures:");
-            for name in &failed {
-                println!("    {name}");
-            }
-        }
-        println!(
-            "\n{} passed, {} failed",
-            selected.len() - failed.len(),
-            failed.len()
-        );
-        if failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
+                Place::Child => harness::run_child(case.name, CHILD_TIMEOUT, |_| {})?.verdict(),
+            },
+        )
     }
 
     // -----------------------------------------------------------------------
-    // The harness
+    // Running a case in this process
     // -----------------------------------------------------------------------
-
-    struct Failure {
-        reason: String,
-        output: String,
-    }
 
     /// Where the last panic in this process happened (`file:line:column`),
     /// noted by the harness's panic hook.
@@ -347,76 +284,6 @@ mod unix {
                 reason: format!("the case changed dispositions: {}", changed.join("; ")),
                 output: String::new(),
             })
-        }
-    }
-
-    /// Runs this binary as `--child NAME` and waits at most [`CHILD_TIMEOUT`].
-    fn run_child(name: &str) -> Result<(), Failure> {
-        let exe = env::current_exe().expect("the path of this test binary");
-        let mut child = Command::new(exe)
-            .arg("--child")
-            .arg(name)
-            .env_remove("AIO_DEBUG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the test binary as a child");
-        let start = Instant::now();
-        // Drained on threads of their own, so a chatty child never blocks on
-        // a full pipe.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_string(&mut text);
-                }
-                text
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the child") {
-                break Some(status);
-            }
-            if start.elapsed() > CHILD_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        let elapsed = start.elapsed();
-        let output = format!(
-            "--- stdout\n{}--- stderr\n{}",
-            stdout.join().unwrap_or_default(),
-            stderr.join().unwrap_or_default()
-        );
-        let reason = match status {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => format!("the child {} after {elapsed:?}", describe_exit(status)),
-            None => format!("the child did not finish within {CHILD_TIMEOUT:?} and was killed"),
-        };
-        Err(Failure { reason, output })
-    }
-
-    fn describe_exit(status: ExitStatus) -> String {
-        match (status.code(), status.signal()) {
-            (Some(101), _) => String::from("panicked (exit code 101)"),
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(signum)) => format!("was killed by signal {signum}"),
-            (None, None) => format!("ended with {status}"),
-        }
-    }
-
-    fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-        if let Some(text) = payload.downcast_ref::<&str>() {
-            (*text).to_owned()
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            String::from("<non-string panic>")
         }
     }
 
@@ -490,14 +357,6 @@ mod unix {
     // -----------------------------------------------------------------------
     // Helpers: signals
     // -----------------------------------------------------------------------
-
-    /// Sends `signum` to this process.
-    fn send_to_self(signum: i32) {
-        // SAFETY: kill(2) with our own pid and a signal number touches no
-        // memory of ours.
-        let rc = unsafe { libc::kill(libc::getpid(), signum) };
-        assert_eq!(rc, 0, "kill(getpid(), {signum}): {}", io::Error::last_os_error());
-    }
 
     /// The current action of `signum`, or `None` where `sigaction` refuses
     /// the number.

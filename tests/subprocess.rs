@@ -19,7 +19,8 @@
 //! `N passed, M failed`.
 //!
 //! Usage: `subprocess [FILTER]` runs the cases whose `CONFIG/NAME` contains
-//! FILTER; `--list` lists them.
+//! FILTER; `--list` lists them. The command line and the closing summary are
+//! `harness.rs`'s, shared with the other `harness = false` suites.
 //!
 //! Not ported, because they test asyncio's machinery rather than behaviour
 //! this API has: `SubprocessTransportTests` (mocked transports),
@@ -32,6 +33,10 @@
 //! tested), the text-mode refusals (`Command` has no text mode), and
 //! `test_subprocess_protocol_events` (no protocols; `output` covers its
 //! ordering of data, end of file and exit).
+
+#[cfg(unix)]
+#[path = "harness.rs"]
+mod harness;
 
 #[cfg(unix)]
 fn main() -> std::process::ExitCode {
@@ -64,6 +69,8 @@ mod unix {
     use aio::process::{Child, Command};
     use aio::unix::ChildWatcher;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::harness::{self, panic_text};
 
     /// How long one case may take on its loop before it fails.
     const CASE_LIMIT: Duration = Duration::from_secs(60);
@@ -1432,25 +1439,19 @@ mod unix {
     }
 
     pub(crate) fn main() -> ExitCode {
-        let args: Vec<String> = env::args().skip(1).collect();
-        let filter = args
-            .iter()
-            .enumerate()
-            .find(|(at, arg)| !arg.starts_with('-') && (*at == 0 || args[at - 1] != "--config"))
-            .map(|(_, arg)| arg.clone());
-        if let Some(at) = args.iter().position(|arg| arg == "--config") {
-            let name = args.get(at + 1).cloned().unwrap_or_default();
-            return run_config(&name, filter.as_deref());
+        let args = harness::Args::parse("--config", &["--config"]);
+        if let Some(name) = &args.child {
+            return run_config(name, args.filter.as_deref());
         }
-        if args.iter().any(|arg| arg == "--list") {
-            for (config, watcher) in CONFIGS {
-                for case in CASES.iter().filter(|case| case.under.includes(*watcher)) {
-                    println!("{config}/{}: test", case.name);
-                }
-            }
-            return ExitCode::SUCCESS;
+        if args.list {
+            return harness::list(CONFIGS.iter().flat_map(|(config, watcher)| {
+                CASES
+                    .iter()
+                    .filter(|case| case.under.includes(*watcher))
+                    .map(move |case| format!("{config}/{}", case.name))
+            }));
         }
-        run_all(filter.as_deref())
+        run_all(args.filter.as_deref())
     }
 
     fn selected(config: &str, watcher: Watcher, filter: Option<&str>) -> Vec<&'static Case> {
@@ -1463,7 +1464,6 @@ mod unix {
 
     /// The parent: one child process per configuration, their lines relayed.
     fn run_all(filter: Option<&str>) -> ExitCode {
-        let exe = env::current_exe().expect("the path of this test binary");
         let mut passed = 0;
         let mut failed = Vec::new();
         for (config, watcher) in CONFIGS {
@@ -1476,12 +1476,10 @@ mod unix {
                 continue;
             }
             println!("\nconfig {config}: {} cases", cases.len());
-            let mut command = std::process::Command::new(&exe);
+            let mut command = harness::this_binary();
             command
                 .arg("--config")
                 .arg(config)
-                .env_remove("AIO_DEBUG")
-                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
             if let Some(filter) = filter {
@@ -1548,18 +1546,7 @@ mod unix {
                 failed.push(line);
             }
         }
-        if !failed.is_empty() {
-            println!("\nfailures:");
-            for line in &failed {
-                println!("    {line}");
-            }
-        }
-        println!("\n{passed} passed, {} failed", failed.len());
-        if failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
+        harness::summary(passed, &failed)
     }
 
     /// A configuration's process: install the watcher, run the cases.
@@ -1571,7 +1558,7 @@ mod unix {
         watcher.prepare_process();
         std::panic::set_hook(Box::new(|info| {
             let place = info.location().map(ToString::to_string).unwrap_or_default();
-            let message = panic_message(info.payload());
+            let message = panic_text(info.payload());
             if IN_CASE.with(Cell::get) {
                 *PANIC_PLACE.lock().unwrap_or_else(PoisonError::into_inner) = Some(place.clone());
             }
@@ -1596,10 +1583,7 @@ mod unix {
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
                         .unwrap_or_default();
-                    println!(
-                        "case {name} ... FAILED: {} (at {place})",
-                        panic_message(&*payload)
-                    );
+                    println!("case {name} ... FAILED: {} (at {place})", panic_text(&*payload));
                 }
             }
             let _ = io::stdout().flush();
@@ -1627,15 +1611,5 @@ mod unix {
                 }
             }
         });
-    }
-
-    fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-        if let Some(text) = payload.downcast_ref::<&str>() {
-            (*text).to_owned()
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            String::from("<non-string panic>")
-        }
     }
 }

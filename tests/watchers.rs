@@ -22,7 +22,8 @@
 //! failed`; the exit status is non-zero when anything failed.
 //!
 //! Usage: `watchers [FILTER]` runs the cases whose name contains FILTER;
-//! `--list` lists them.
+//! `--list` lists them. The command line, the child processes and the output
+//! are `harness.rs`'s, shared with the other `harness = false` suites.
 //!
 //! Not ported: `test_sigchld_unknown_status` (a raw status the kernel never
 //! produces: the fallback is kept in the code but cannot be provoked),
@@ -30,6 +31,10 @@
 //! other than ECHILD cannot be provoked either; the nearest real case, a
 //! callback that panics, is `*_panicking_callback`), and the
 //! `DeprecationWarning`s (aio's watchers are not deprecated).
+
+#[cfg(target_os = "linux")]
+#[path = "harness.rs"]
+mod harness;
 
 #[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
@@ -43,11 +48,9 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::env;
     use std::fs::{self, File};
-    use std::io::{self, Read, Write};
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, ExitCode, ExitStatus, Stdio};
+    use std::io;
+    use std::process::{Command, ExitCode, Stdio};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError, mpsc};
     use std::thread::{self, ThreadId};
@@ -58,6 +61,8 @@ mod linux {
         can_use_pidfd,
     };
     use aio::{Error, ErrorKind, EventLoop};
+
+    use crate::harness;
 
     /// How long a child case may run before it is killed and fails.
     const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,148 +155,29 @@ mod linux {
         policy_watchers_serve_loops_in_non_main_threads,
     ];
 
-    /// libtest flags that take a value as the next argument, which is then
-    /// not a filter.
-    const FLAGS_WITH_VALUES: &[&str] = &[
-        "--test-threads",
-        "--skip",
-        "--format",
-        "--color",
-        "--logfile",
-        "-Z",
-    ];
-
     pub(crate) fn main() -> ExitCode {
-        let args: Vec<String> = env::args().skip(1).collect();
-        if let Some(at) = args.iter().position(|arg| arg == "--child") {
+        let args = harness::Args::parse("--child", harness::LIBTEST_FLAGS_WITH_VALUES);
+        if let Some(name) = &args.child {
             std::panic::set_hook(Box::new(|info| eprintln!("panicked: {info}")));
-            let name = args.get(at + 1).map(String::as_str).unwrap_or_default();
-            let Some(case) = CASES.iter().find(|case| case.name == name) else {
-                eprintln!("unknown case {name:?}");
-                return ExitCode::from(2);
-            };
-            install_logger();
-            // A failing case panics, and a panic out of `main` exits with 101.
-            (case.run)();
-            return ExitCode::SUCCESS;
+            return harness::run_child_case(
+                CASES,
+                name,
+                |case| case.name,
+                |case| {
+                    install_logger();
+                    (case.run)()
+                },
+            );
         }
-        if args.iter().any(|arg| arg == "--list") {
-            for case in CASES {
-                println!("{}: test", case.name);
-            }
-            return ExitCode::SUCCESS;
+        if args.list {
+            return harness::list(CASES.iter().map(|case| case.name));
         }
-        let filter = args
-            .iter()
-            .enumerate()
-            .find(|(at, arg)| {
-                !arg.starts_with('-') && (*at == 0 || !FLAGS_WITH_VALUES.contains(&args[at - 1].as_str()))
-            })
-            .map(|(_, arg)| arg);
-        let selected: Vec<&Case> = CASES
-            .iter()
-            .filter(|case| filter.is_none_or(|filter| case.name.contains(filter.as_str())))
-            .collect();
-
-        println!("\nrunning {} cases", selected.len());
-        let mut failed = Vec::new();
-        for case in &selected {
-            print!("case {} ... ", case.name);
-            let _ = io::stdout().flush();
-            match run_child(case.name) {
-                Ok(()) => println!("ok"),
-                Err(failure) => {
-                    println!("FAILED: {}", failure.reason);
-                    for line in failure.output.lines() {
-                        println!("    | {line}");
-                    }
-                    failed.push(case.name);
-                }
-            }
-        }
-        if !failed.is_empty() {
-            println!("\nfailures:");
-            for name in &failed {
-                println!("    {name}");
-            }
-        }
-        println!(
-            "\n{} passed, {} failed",
-            selected.len() - failed.len(),
-            failed.len()
-        );
-        if failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    }
-
-    // -----------------------------------------------------------------------
-    // The harness
-    // -----------------------------------------------------------------------
-
-    struct Failure {
-        reason: String,
-        output: String,
-    }
-
-    /// Runs this binary as `--child NAME` and waits at most [`CHILD_TIMEOUT`].
-    fn run_child(name: &str) -> Result<(), Failure> {
-        let exe = env::current_exe().expect("the path of this test binary");
-        let mut child = Command::new(exe)
-            .arg("--child")
-            .arg(name)
-            .env_remove("AIO_DEBUG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the test binary as a child");
-        let start = Instant::now();
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_string(&mut text);
-                }
-                text
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the child") {
-                break Some(status);
-            }
-            if start.elapsed() > CHILD_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        let elapsed = start.elapsed();
-        let output = format!(
-            "--- stdout\n{}--- stderr\n{}",
-            stdout.join().unwrap_or_default(),
-            stderr.join().unwrap_or_default()
-        );
-        let reason = match status {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => format!("the child {} after {elapsed:?}", describe_exit(status)),
-            None => format!("the child did not finish within {CHILD_TIMEOUT:?} and was killed"),
-        };
-        Err(Failure { reason, output })
-    }
-
-    fn describe_exit(status: ExitStatus) -> String {
-        match (status.code(), status.signal()) {
-            (Some(101), _) => String::from("panicked (exit code 101)"),
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(signum)) => format!("was killed by signal {signum}"),
-            (None, None) => format!("ended with {status}"),
-        }
+        let selected = harness::select(CASES, args.filter.as_deref(), |case| case.name);
+        harness::run_cases(
+            &selected,
+            |case| case.name,
+            |case| harness::run_child(case.name, CHILD_TIMEOUT, |_| {})?.verdict(),
+        )
     }
 
     // -----------------------------------------------------------------------

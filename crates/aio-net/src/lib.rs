@@ -77,6 +77,7 @@
 mod accept;
 mod registered;
 mod sock_ext;
+mod stream;
 mod sys;
 mod tcp;
 mod udp;

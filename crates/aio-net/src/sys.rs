@@ -25,28 +25,19 @@ pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 /// systems have no such flag: there socket2 and std set `SO_NOSIGPIPE` on
 /// every socket they create, and accepted sockets inherit it. Windows has no
 /// SIGPIPE.
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris",
-))]
-const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris",
-)))]
-const SEND_FLAGS: i32 = 0;
+const SEND_FLAGS: i32 = cfg_select! {
+    any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "illumos",
+        target_os = "solaris",
+    ) => { libc::MSG_NOSIGNAL }
+    _ => { 0 }
+};
 
 /// Sends on a connected stream socket without raising SIGPIPE.
 pub(crate) fn send(socket: SockRef<'_>, buf: &[u8]) -> io::Result<usize> {

@@ -6,14 +6,11 @@
 //! running out of descriptors.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aio_events::{EventLoop, Interest};
-use futures_io::{AsyncRead, AsyncWrite};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::accept;
@@ -157,8 +154,8 @@ impl fmt::Debug for TcpListener {
 ///
 /// `TCP_NODELAY` is on from the start, as in asyncio's transports: small
 /// writes leave at once instead of waiting for the peer's ACK.
-/// [`AsyncWrite::poll_close`] shuts the write half down (asyncio's
-/// `write_eof`); dropping the stream closes it.
+/// [`AsyncWrite::poll_close`](futures_io::AsyncWrite::poll_close) shuts the
+/// write half down (asyncio's `write_eof`); dropping the stream closes it.
 ///
 /// Peer resets, writes to a closed peer and the like come back as
 /// `io::Error`s (`ConnectionReset`, `BrokenPipe`); writes never raise
@@ -266,102 +263,5 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-impl AsyncRead for &TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let io = self.inner.io();
-        self.inner.poll_io(Interest::Read, cx, || (&*io).read(buf))
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let io = self.inner.io();
-        self.inner
-            .poll_io(Interest::Read, cx, || (&*io).read_vectored(bufs))
-    }
-}
-
-impl AsyncWrite for &TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let io = self.inner.io();
-        self.inner
-            .poll_io(Interest::Write, cx, || sys::send(SockRef::from(io), buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Poll::Ready(Ok(0));
-        }
-        let io = self.inner.io();
-        self.inner.poll_io(Interest::Write, cx, || {
-            sys::send_vectored(SockRef::from(io), bufs)
-        })
-    }
-
-    /// Nothing is buffered: every write went to the kernel.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write half down: the peer reads end of stream, and can
-    /// still write back (asyncio's `write_eof`).
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(shutdown_write(self.inner.io().shutdown(Shutdown::Write)))
-    }
-}
-
-/// The result of a write shutdown as `poll_close` reports it: a connection
-/// that is gone already (`NotConnected`, after a reset) is closed.
-pub(crate) fn shutdown_write(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(err) if err.kind() == io::ErrorKind::NotConnected => Ok(()),
-        other => other,
-    }
-}
-
-impl AsyncRead for TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_read(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_read_vectored(cx, bufs)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self).poll_close(cx)
-    }
-}
-
+crate::stream::impl_async_stream!(TcpStream);
 crate::registered::impl_as_raw!(TcpListener, TcpStream);

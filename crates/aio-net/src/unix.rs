@@ -5,22 +5,18 @@
 //! re-exported beside the TCP ones, as `aio::net::UnixStream`.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aio_events::Interest;
-use futures_io::{AsyncRead, AsyncWrite};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use crate::accept;
 use crate::registered::{Registered, running_loop};
 use crate::sys;
-use crate::tcp::shutdown_write;
 
 /// How long a connect waits before trying again when the listener's
 /// backlog is full: Linux then refuses a non-blocking connect with `EAGAIN`
@@ -191,92 +187,5 @@ impl fmt::Debug for UnixStream {
     }
 }
 
-impl AsyncRead for &UnixStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let io = self.inner.io();
-        self.inner.poll_io(Interest::Read, cx, || (&*io).read(buf))
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let io = self.inner.io();
-        self.inner
-            .poll_io(Interest::Read, cx, || (&*io).read_vectored(bufs))
-    }
-}
-
-impl AsyncWrite for &UnixStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let io = self.inner.io();
-        self.inner
-            .poll_io(Interest::Write, cx, || sys::send(SockRef::from(io), buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Poll::Ready(Ok(0));
-        }
-        let io = self.inner.io();
-        self.inner.poll_io(Interest::Write, cx, || {
-            sys::send_vectored(SockRef::from(io), bufs)
-        })
-    }
-
-    /// Nothing is buffered: every write went to the kernel.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write half down: the peer reads end of stream.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(shutdown_write(self.inner.io().shutdown(Shutdown::Write)))
-    }
-}
-
-impl AsyncRead for UnixStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_read(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_read_vectored(cx, bufs)
-    }
-}
-
-impl AsyncWrite for UnixStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self).poll_close(cx)
-    }
-}
-
+crate::stream::impl_async_stream!(UnixStream);
 crate::registered::impl_as_raw!(UnixListener, UnixStream);
