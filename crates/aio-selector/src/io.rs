@@ -355,6 +355,20 @@ impl ReadinessSources {
             source.ready |= WRITE_READY;
             woken[1] = source.write_waker.take();
         }
+        if !self.edge {
+            // Oneshot: any event disarmed the source in both directions. A
+            // waiter in the direction the event did not report is woken too:
+            // its poll finds its direction still not ready and re-arms it
+            // (`poll_ready` registers the interest of every waker it keeps).
+            // Otherwise a writer waiting beside a reader that got its data
+            // and went away would never hear of room again.
+            if woken[0].is_none() {
+                woken[0] = source.read_waker.take();
+            }
+            if woken[1].is_none() {
+                woken[1] = source.write_waker.take();
+            }
+        }
         woken
     }
 
