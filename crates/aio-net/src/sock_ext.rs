@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use aio_events::{EventLoop, Interest};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::sys;
 use crate::tcp::each_address;
@@ -108,8 +108,8 @@ impl SockExt for EventLoop {
 
     async fn sock_connect(&self, addr: impl ToSocketAddrs) -> io::Result<std::net::TcpStream> {
         each_address(addr, |addr| async move {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            socket.set_nonblocking(true)?;
+            let socket =
+                crate::sys::nonblocking_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             match socket.connect(&addr.into()) {
                 Ok(()) => return Ok(socket.into()),
                 Err(err) if sys::connect_in_progress(&err) => {}

@@ -102,3 +102,32 @@ pub(crate) fn connect_result(socket: SockRef<'_>) -> io::Result<()> {
         Err(err) => Err(err),
     }
 }
+
+/// A new non-blocking socket: non-blocking from the start where the OS takes
+/// `SOCK_NONBLOCK` (one system call instead of three), made so afterwards
+/// elsewhere.
+pub(crate) fn nonblocking_socket(
+    domain: socket2::Domain,
+    ty: socket2::Type,
+    protocol: Option<socket2::Protocol>,
+) -> io::Result<socket2::Socket> {
+    cfg_select! {
+        any(
+            target_os = "android",
+            target_os = "dragonfly",
+            target_os = "freebsd",
+            target_os = "fuchsia",
+            target_os = "illumos",
+            target_os = "linux",
+            target_os = "netbsd",
+            target_os = "openbsd",
+        ) => {
+            socket2::Socket::new(domain, ty.nonblocking(), protocol)
+        }
+        _ => {
+            let socket = socket2::Socket::new(domain, ty, protocol)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use aio_events::{EventLoop, Interest};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Type};
 
 use crate::accept;
 use crate::registered::{Registered, running_loop};
@@ -63,10 +63,9 @@ impl TcpListener {
     }
 
     fn bind_one(event_loop: &EventLoop, addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        let socket = sys::nonblocking_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         #[cfg(unix)]
         socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(sys::LISTEN_BACKLOG)?;
         let inner = Registered::new(event_loop, std::net::TcpListener::from(socket))?;
@@ -177,8 +176,7 @@ impl TcpStream {
     }
 
     async fn connect_one(event_loop: &EventLoop, addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
+        let socket = sys::nonblocking_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_tcp_nodelay(true)?;
         let stream = TcpStream {
             inner: Registered::new(event_loop, std::net::TcpStream::from(socket))?,

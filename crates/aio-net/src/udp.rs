@@ -9,7 +9,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use aio_events::{EventLoop, Interest};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Type};
 
 use crate::registered::{Registered, running_loop};
 use crate::tcp::each_address;
@@ -36,8 +36,8 @@ impl UdpSocket {
     }
 
     fn bind_one(event_loop: &EventLoop, addr: SocketAddr) -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_nonblocking(true)?;
+        let socket =
+            crate::sys::nonblocking_socket(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
         socket.bind(&addr.into())?;
         let inner = Registered::new(event_loop, std::net::UdpSocket::from(socket))?;
         Ok(UdpSocket { inner })

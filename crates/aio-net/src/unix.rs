@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aio_events::Interest;
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Type};
 
 use crate::accept;
 use crate::registered::{Registered, running_loop};
@@ -105,8 +105,7 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let event_loop = running_loop()?;
         let addr = SockAddr::unix(path)?;
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-        socket.set_nonblocking(true)?;
+        let socket = crate::sys::nonblocking_socket(Domain::UNIX, Type::STREAM, None)?;
         let stream = UnixStream {
             inner: Registered::new(&event_loop, std::os::unix::net::UnixStream::from(socket))?,
         };
