@@ -26,7 +26,7 @@ use futures_lite::future::try_zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use net_common::{
-    WATCHDOG, fail, join, open_fds, pattern, raise_fd_limit, run, serial, with_sigpipe_default,
+    WATCHDOG, fail, join, open_fds, pattern, raise_fd_limit, run, serial, under_wine, with_sigpipe_default,
 };
 
 /// A listener on 127.0.0.1 and a task that echoes every connection until
@@ -153,11 +153,16 @@ fn peer_reset_is_connection_reset() {
         assert_eq!(server_side.linger()?, Some(Duration::ZERO));
         drop(server_side);
         let mut buf = [0; 16];
-        let err = (&client)
-            .read(&mut buf)
-            .await
-            .expect_err("a read after the peer's reset fails");
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+        match (&client).read(&mut buf).await {
+            // Wine 8 reports the reset to recv as an end of stream (a
+            // blocking std socket sees the same there); Windows and Unix
+            // report ECONNRESET/WSAECONNRESET.
+            Ok(0) if under_wine() => {}
+            read => {
+                let err = read.expect_err("a read after the peer's reset fails");
+                assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+            }
+        }
         // Writing after the reset is an error as well, not a panic.
         let err = (&client)
             .write_all(b"anyone there?")
@@ -514,6 +519,10 @@ fn sock_accept() {
 // test_sock_lowlevel.py: BaseSockTestsMixin.test_huge_content (a megabyte
 // sent with sock_sendall in a task while sock_recv reads the echo).
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
+)]
 fn sock_huge_content() {
     run(WATCHDOG, || async {
         const SIZE: usize = 1_000_000;
@@ -549,6 +558,10 @@ fn sock_huge_content() {
 // (_basetest_sock_recv_racing: a sock_recv cancelled while it waits leaves
 // nothing behind, and the next one gets the data).
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
+)]
 fn sock_recv_cancelled_then_recv_again() {
     run(WATCHDOG, || async {
         let event_loop = aio::get_running_loop().map_err(io::Error::other)?;
@@ -581,6 +594,10 @@ fn sock_recv_cancelled_then_recv_again() {
 // (_basetest_sock_send_racing: a sock_sendall cancelled while the send
 // buffer is full, then another sock_sendall: the peer gets the second).
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
+)]
 fn sock_sendall_cancelled_then_sendall_again() {
     run(WATCHDOG, || async {
         let event_loop = aio::get_running_loop().map_err(io::Error::other)?;
@@ -692,5 +709,41 @@ fn reader_and_writer_tasks_share_a_stream() {
         assert!(started.elapsed() < WATCHDOG);
         server.cancel();
         Ok(())
+    });
+}
+
+// A writer waits for room while a reader waits for data, on one stream; the
+// reader gets its byte and ends. The writer must still be woken when the
+// peer drains: where the selector registers a source oneshot (IOCP), the
+// read event disarmed both directions, and nobody re-armed the write one.
+#[test]
+fn a_waiting_writer_is_woken_after_the_reader_beside_it_ends() {
+    const LEN: usize = 32 << 20;
+    run(Duration::from_secs(20), || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = Rc::new(TcpStream::connect(listener.local_addr()?).await?);
+        let (server, _) = listener.accept().await?;
+        let writer = {
+            let client = client.clone();
+            // More than loopback's send and receive buffers hold, so the
+            // writer waits until the server reads.
+            aio::create_task(async move { (&*client).write_all(&pattern(LEN)).await })
+        };
+        let reader = {
+            let client = client.clone();
+            aio::create_task(async move { (&*client).read(&mut [0; 16]).await })
+        };
+        aio::sleep(Duration::from_millis(50)).await;
+        (&server).write_all(b"!").await?;
+        assert_eq!(join(reader).await?, 1, "the reader got the byte");
+        let mut buf = vec![0; 1 << 20];
+        let mut drained = 0;
+        while drained < LEN {
+            match (&server).read(&mut buf).await? {
+                0 => return Err(fail(format!("end of stream after {drained} bytes"))),
+                n => drained += n,
+            }
+        }
+        join(writer).await
     });
 }

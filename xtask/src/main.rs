@@ -7,6 +7,8 @@
 //! - `cargo xtask bench [--quick] [--strace] [WORKLOAD...]`: aio against its
 //!   peers, one process per run, reported as medians and ratios (see
 //!   `bench.rs`); `--strace` adds system calls per operation (`strace.rs`).
+//! - `cargo xtask wine`: the Windows test suites under Wine, installing and
+//!   setting up what they need first (see `wine.rs`).
 //!
 //! This file holds the command-line dispatch and the process helpers both
 //! tasks use.
@@ -14,6 +16,7 @@
 mod bench;
 mod ci;
 mod strace;
+mod wine;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -28,6 +31,8 @@ commands:
                                  aio against tokio, async-executor, asyncio, uvloop and the
                                  floors; writes target/bench/report.md and ratios.svg;
                                  --strace adds syscalls per operation
+  wine                           installs Wine and mingw if missing, makes the prefix and the
+                                 ProcessPrng shim, runs the Windows test suites under Wine
   help                           this text";
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") if args.len() == 1 => ci::run(),
         Some("ci") => Err(TaskError::usage("`ci` takes no arguments")),
+        Some("wine") if args.len() == 1 => wine::run(),
+        Some("wine") => Err(TaskError::usage("`wine` takes no arguments")),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(|options| bench::run(&options)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
