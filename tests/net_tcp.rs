@@ -519,10 +519,6 @@ fn sock_accept() {
 // test_sock_lowlevel.py: BaseSockTestsMixin.test_huge_content (a megabyte
 // sent with sock_sendall in a task while sock_recv reads the echo).
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
-)]
 fn sock_huge_content() {
     run(WATCHDOG, || async {
         const SIZE: usize = 1_000_000;
@@ -558,10 +554,6 @@ fn sock_huge_content() {
 // (_basetest_sock_recv_racing: a sock_recv cancelled while it waits leaves
 // nothing behind, and the next one gets the data).
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
-)]
 fn sock_recv_cancelled_then_recv_again() {
     run(WATCHDOG, || async {
         let event_loop = aio::get_running_loop().map_err(io::Error::other)?;
@@ -594,10 +586,6 @@ fn sock_recv_cancelled_then_recv_again() {
 // (_basetest_sock_send_racing: a sock_sendall cancelled while the send
 // buffer is full, then another sock_sendall: the peer gets the second).
 #[test]
-#[cfg_attr(
-    windows,
-    ignore = "two sock_* helpers wait on one socket at once: Windows loops have no add_reader yet, so each helper registers the socket itself and the second fails with AlreadyExists (SockExt's docs)"
-)]
 fn sock_sendall_cancelled_then_sendall_again() {
     run(WATCHDOG, || async {
         let event_loop = aio::get_running_loop().map_err(io::Error::other)?;

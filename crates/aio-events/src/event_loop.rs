@@ -16,9 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-#[cfg(unix)]
-use std::os::fd::RawFd;
-
 use crate::handle::{Handle, TimerHandle};
 use crate::io::{Interest, IoKey, RawSource};
 use crate::running;
@@ -128,26 +125,22 @@ pub trait AbstractEventLoop: Any {
         let _ = key;
     }
     /// Calls `callback` whenever `fd` is readable.
-    #[cfg(unix)]
-    fn add_reader(&self, fd: RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+    fn add_reader(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         let _ = (fd, callback);
         Err(Error::unsupported("add_reader"))
     }
     /// Stops watching `fd` for reading; `false` if it was not watched.
-    #[cfg(unix)]
-    fn remove_reader(&self, fd: RawFd) -> bool {
+    fn remove_reader(&self, fd: RawSource) -> bool {
         let _ = fd;
         false
     }
     /// Calls `callback` whenever `fd` is writable.
-    #[cfg(unix)]
-    fn add_writer(&self, fd: RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+    fn add_writer(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         let _ = (fd, callback);
         Err(Error::unsupported("add_writer"))
     }
     /// Stops watching `fd` for writing; `false` if it was not watched.
-    #[cfg(unix)]
-    fn remove_writer(&self, fd: RawFd) -> bool {
+    fn remove_writer(&self, fd: RawSource) -> bool {
         let _ = fd;
         false
     }
@@ -437,8 +430,7 @@ impl EventLoop {
     /// Calls `callback` whenever `fd` is readable (level-triggered).
     ///
     /// The fd must stay open until [`remove_reader`](EventLoop::remove_reader).
-    #[cfg(unix)]
-    pub fn add_reader(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+    pub fn add_reader(&self, fd: RawSource, callback: impl FnMut() + 'static) -> Result<(), Error> {
         if self.0.is_closed() {
             return Err(Error::closed());
         }
@@ -447,14 +439,12 @@ impl EventLoop {
 
     /// Stops watching `fd` for reading; `false` if it was not watched or the
     /// loop is closed.
-    #[cfg(unix)]
-    pub fn remove_reader(&self, fd: RawFd) -> bool {
+    pub fn remove_reader(&self, fd: RawSource) -> bool {
         !self.0.is_closed() && self.0.remove_reader(fd)
     }
 
     /// Calls `callback` whenever `fd` is writable (level-triggered).
-    #[cfg(unix)]
-    pub fn add_writer(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+    pub fn add_writer(&self, fd: RawSource, callback: impl FnMut() + 'static) -> Result<(), Error> {
         if self.0.is_closed() {
             return Err(Error::closed());
         }
@@ -463,8 +453,7 @@ impl EventLoop {
 
     /// Stops watching `fd` for writing; `false` if it was not watched or the
     /// loop is closed.
-    #[cfg(unix)]
-    pub fn remove_writer(&self, fd: RawFd) -> bool {
+    pub fn remove_writer(&self, fd: RawSource) -> bool {
         !self.0.is_closed() && self.0.remove_writer(fd)
     }
 

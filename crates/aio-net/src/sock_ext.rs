@@ -4,8 +4,8 @@
 //!
 //! A file of its own because these helpers take sockets the loop does not
 //! own: like asyncio's, each call watches the socket only while it waits
-//! (`add_reader`/`add_writer` and their removal on Unix, a registration of
-//! its own on Windows) and forgets it when it returns or is dropped.
+//! (`add_reader`/`add_writer` and their removal) and forgets it when it
+//! returns or is dropped.
 
 use std::future::Future;
 use std::io::{self, Read};
@@ -26,9 +26,7 @@ use crate::tcp::each_address;
 /// is not. Two helpers may wait on one socket in the two directions at once
 /// (a `sock_recv` beside a `sock_sendall`); a second one in the same
 /// direction replaces the first one's callback, which is then not woken
-/// again, as in asyncio: do not do that. On Windows,
-/// where loops have no `add_reader`, each call registers the socket for its
-/// own duration, so only one helper at a time may wait on a socket there.
+/// again, as in asyncio: do not do that.
 ///
 /// ```
 /// use aio_net::SockExt;
@@ -139,7 +137,6 @@ fn raw_source(sock: &impl std::os::windows::io::AsRawSocket) -> aio_events::RawS
 /// Runs `operation` until it does not block, watching `source` in between
 /// with a reader or writer callback of the loop (level-triggered, as
 /// asyncio's), removed when this returns or is dropped.
-#[cfg(unix)]
 async fn until_ready<T>(
     event_loop: &EventLoop,
     source: aio_events::RawSource,
@@ -161,29 +158,14 @@ async fn until_ready<T>(
     }
 }
 
-/// Runs `operation` until it does not block, with a registration of its
-/// own for `source` (Windows loops have no `add_reader`).
-#[cfg(windows)]
-async fn until_ready<T>(
-    event_loop: &EventLoop,
-    source: aio_events::RawSource,
-    interest: Interest,
-    operation: impl FnMut() -> io::Result<T>,
-) -> io::Result<T> {
-    let registration = aio_events::IoRegistration::new(event_loop, source).map_err(aio_events::into_io)?;
-    registration.io(interest, operation).await
-}
-
-#[cfg(unix)]
 mod watch {
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
     use std::io;
-    use std::os::fd::RawFd;
     use std::rc::Rc;
     use std::task::{Poll, Waker};
 
-    use aio_events::{EventLoop, Interest};
+    use aio_events::{EventLoop, Interest, RawSource};
 
     #[derive(Default)]
     struct Readiness {
@@ -192,7 +174,7 @@ mod watch {
     }
 
     /// Which watch owns the callback of a (loop, fd, direction).
-    type Slot = (usize, RawFd, bool);
+    type Slot = (usize, RawSource, bool);
 
     thread_local! {
         /// The watch whose callback is installed, per slot. A second helper
@@ -213,14 +195,14 @@ mod watch {
     /// then reads nothing that lives elsewhere in the future it is part of.
     pub(super) struct FdWatch {
         event_loop: EventLoop,
-        fd: RawFd,
+        fd: RawSource,
         interest: Interest,
         id: u64,
         readiness: Rc<Readiness>,
     }
 
     impl FdWatch {
-        pub(super) fn new(event_loop: &EventLoop, fd: RawFd, interest: Interest) -> io::Result<FdWatch> {
+        pub(super) fn new(event_loop: &EventLoop, fd: RawSource, interest: Interest) -> io::Result<FdWatch> {
             let readiness = Rc::new(Readiness::default());
             let on_ready = {
                 let readiness = readiness.clone();

@@ -122,37 +122,29 @@ macro_rules! delegate_event_loop {
     };
 }
 
-#[cfg(unix)]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __delegate_unix_io {
     ($field:ident) => {
         fn add_reader(
             &self,
-            fd: ::std::os::fd::RawFd,
+            fd: $crate::__private::RawSource,
             callback: ::std::boxed::Box<dyn FnMut()>,
         ) -> ::std::result::Result<(), $crate::__private::Error> {
             self.$field.add_reader(fd, callback)
         }
-        fn remove_reader(&self, fd: ::std::os::fd::RawFd) -> bool {
+        fn remove_reader(&self, fd: $crate::__private::RawSource) -> bool {
             self.$field.remove_reader(fd)
         }
         fn add_writer(
             &self,
-            fd: ::std::os::fd::RawFd,
+            fd: $crate::__private::RawSource,
             callback: ::std::boxed::Box<dyn FnMut()>,
         ) -> ::std::result::Result<(), $crate::__private::Error> {
             self.$field.add_writer(fd, callback)
         }
-        fn remove_writer(&self, fd: ::std::os::fd::RawFd) -> bool {
+        fn remove_writer(&self, fd: $crate::__private::RawSource) -> bool {
             self.$field.remove_writer(fd)
         }
     };
-}
-
-#[cfg(not(unix))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __delegate_unix_io {
-    ($field:ident) => {};
 }

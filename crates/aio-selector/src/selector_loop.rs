@@ -531,23 +531,19 @@ impl AbstractEventLoop for SelectorEventLoop {
             .deregister(&self.shared.selector.poller, key.0);
     }
 
-    #[cfg(unix)]
-    fn add_reader(&self, fd: std::os::fd::RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+    fn add_reader(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         self.add_source(fd, false, callback)
     }
 
-    #[cfg(unix)]
-    fn remove_reader(&self, fd: std::os::fd::RawFd) -> bool {
+    fn remove_reader(&self, fd: RawSource) -> bool {
         self.remove_source(fd, false)
     }
 
-    #[cfg(unix)]
-    fn add_writer(&self, fd: std::os::fd::RawFd, callback: Box<dyn FnMut()>) -> Result<(), Error> {
+    fn add_writer(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         self.add_source(fd, true, callback)
     }
 
-    #[cfg(unix)]
-    fn remove_writer(&self, fd: std::os::fd::RawFd) -> bool {
+    fn remove_writer(&self, fd: RawSource) -> bool {
         self.remove_source(fd, true)
     }
 
