@@ -246,16 +246,23 @@ impl SelectorEventLoop {
 
     fn run_entry(&self, entry: Ready, this: &EventLoop) {
         let started = self.debug.get().then(Instant::now);
+        // Names are looked up only for a report (a panic, or debug mode's
+        // slow-callback warning): an indirect call saved per entry.
+        let debug = started.is_some();
         let name: &'static str = match entry {
             Ready::Callback(handle) => {
-                let name = handle.name();
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
-                    self.report_panic(this, name, &*payload);
+                    self.report_panic(this, handle.name(), &*payload);
                 }
-                name
+                if debug { handle.name() } else { "" }
             }
             Ready::LocalTask(key) => {
-                let Some((raw, name)) = self.tasks.borrow().get(key).map(|t| (t.as_raw(), t.name())) else {
+                let Some((raw, name)) = self
+                    .tasks
+                    .borrow()
+                    .get(key)
+                    .map(|t| (t.as_raw(), if debug { t.name() } else { "" }))
+                else {
                     return;
                 };
                 // SAFETY: the task set keeps the task alive through the step:
@@ -271,7 +278,7 @@ impl SelectorEventLoop {
                 if task.run(this) {
                     self.tasks.borrow_mut().try_remove(key);
                 }
-                task.name()
+                if debug { task.name() } else { "" }
             }
             Ready::Io(callback) => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
