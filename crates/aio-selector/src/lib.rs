@@ -16,7 +16,7 @@
 //! | other Unix | poll(2) |
 //!
 //! What is here: the ready queue and its thread-safe twin with coalesced
-//! wake-ups ([`scheduler`](crate) internals), the [`TimerHeap`] with asyncio's
+//! wake-ups, the [`TimerHeap`] with asyncio's
 //! lazy cancellation, the task set, level-triggered reader and writer
 //! callbacks, and the default executor ([`ThreadPool`]).
 //!

@@ -9,7 +9,7 @@
 //! the loop's own thread, which every access checks or is guaranteed by the
 //! `!Send` loop.
 //!
-//! Wake-ups are coalesced: a remote caller writes the poller's notifier only
+//! Wake-ups are coalesced: a remote caller writes the wake-up channel only
 //! if the loop is blocked in its poll and no other caller has woken it since
 //! (`sleeping` is swapped to `false` by the first one).
 
@@ -170,7 +170,7 @@ impl Shared {
         self.wake_if_sleeping();
     }
 
-    /// Writes the poller's notifier if the loop sleeps in its poll and nobody
+    /// Writes the wake-up channel if the loop sleeps in its poll and nobody
     /// has woken it yet.
     pub(crate) fn wake_if_sleeping(&self) {
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {

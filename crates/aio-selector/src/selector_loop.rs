@@ -134,12 +134,6 @@ impl SelectorEventLoop {
             .remove(&self.shared.selector.poller, raw, direction)
     }
 
-    /// Wakes the loop from another thread's point of view: used by signal
-    /// delivery in the platform loops.
-    pub fn wake(&self) {
-        self.shared.selector.notify();
-    }
-
     fn run_once(&self, this: &EventLoop) {
         let ready_now = self.stopping.get() || self.shared.ready_len() > 0 || self.shared.remote_pending();
         let timeout = {
