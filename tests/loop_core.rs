@@ -1138,6 +1138,43 @@ fn call_soon_threadsafe_keeps_fifo_with_a_later_call_soon() {
 }
 
 #[test]
+fn another_thread_wakes_a_blocked_loop_before_and_after_its_first_socket() {
+    // On Linux a loop with no fd blocks on a futex and makes its epoll with
+    // the first registered fd; a wake-up must reach it in both states, also
+    // when it comes while the loop is blocked.
+    let event_loop = new_loop();
+    let mut socket = None;
+    for registered in [false, true] {
+        if registered {
+            socket = Some(run_until_complete_within(&event_loop, WATCHDOG, async {
+                aio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("a UDP socket")
+            }));
+        }
+        let threadsafe = event_loop.threadsafe();
+        let (blocked, loop_blocked) = mpsc::channel();
+        event_loop.call_soon(move || blocked.send(()).unwrap()).unwrap();
+        let waker = thread::spawn(move || {
+            loop_blocked.recv_timeout(WATCHDOG).expect("the loop ran");
+            // The loop has nothing to do but the watchdog's timer: give it
+            // the time to block before the wake-up comes.
+            thread::sleep(Duration::from_millis(50));
+            threadsafe.call_soon_threadsafe(stop_running_loop).unwrap();
+        });
+        let started = Instant::now();
+        run_forever_within(&event_loop, WATCHDOG);
+        assert!(
+            started.elapsed() < PROMPTLY,
+            "the wake-up reached the loop (registered: {registered})"
+        );
+        waker.join().unwrap();
+    }
+    drop(socket);
+    event_loop.close().unwrap();
+}
+
+#[test]
 fn call_soon_threadsafe_from_the_loop_thread_keeps_fifo() {
     // test_events.py: EventLoopTestsMixin.test_call_soon_threadsafe_same_thread
     let event_loop = new_loop();

@@ -96,6 +96,11 @@ const CASES: &[Case] = &[
         "get_event_loop_after_run_gives_no_current_loop",
         get_event_loop_after_run_gives_no_current_loop,
     ),
+    #[cfg(target_os = "linux")]
+    (
+        "run_without_io_opens_no_descriptor",
+        run_without_io_opens_no_descriptor,
+    ),
     #[cfg(unix)]
     (
         "ctrl_c_while_waiting_cancels_main",
@@ -388,6 +393,33 @@ fn run_returns_the_output_of_main() {
         42
     });
     assert_eq!(output.unwrap(), 42);
+}
+
+/// The descriptors this process has open.
+#[cfg(target_os = "linux")]
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd is readable")
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+fn run_without_io_opens_no_descriptor() {
+    // A loop makes its epoll with its first fd, and signals (Ctrl-C, which
+    // run handles here in the main thread) wake it without a pipe: a main
+    // of timers, tasks and threads runs on no descriptor at all.
+    let before = open_fds();
+    let during = aio::run(async {
+        aio::sleep(Duration::from_millis(1)).await;
+        aio::create_task(async { aio::sleep(Duration::ZERO).await })
+            .await
+            .unwrap();
+        aio::to_thread(|| ()).await.unwrap();
+        open_fds()
+    })
+    .unwrap();
+    assert_eq!(during, before, "descriptors while main ran");
+    assert_eq!(open_fds(), before, "descriptors after run");
 }
 
 fn run_propagates_a_panic_after_cleanup() {

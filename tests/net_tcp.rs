@@ -272,6 +272,9 @@ fn cancelled_connect_closes_the_socket() {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| fail("an IPv4 address"))?;
+        // The loop makes its poller (an epoll and an eventfd) with its first
+        // registered fd: a listener of its own makes it before the count.
+        let _poller_made = TcpListener::bind("127.0.0.1:0").await?;
         let before = open_fds();
         let connects: Vec<_> = (0..4)
             .map(|_| aio::create_task(TcpStream::connect(addr)))

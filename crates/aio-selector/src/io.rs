@@ -242,10 +242,12 @@ pub(crate) struct ReadinessSources {
 }
 
 impl ReadinessSources {
-    pub(crate) fn new(poller: &Poller) -> ReadinessSources {
+    /// No sources yet; whether they go edge-triggered is the poller's to
+    /// say when the first one registers (the poller may not exist yet).
+    pub(crate) fn new() -> ReadinessSources {
         ReadinessSources {
             sources: Slab::new(),
-            edge: poller.supports_edge(),
+            edge: false,
         }
     }
 
@@ -254,6 +256,9 @@ impl ReadinessSources {
     }
 
     pub(crate) fn register(&mut self, poller: &Poller, raw: RawSource) -> io::Result<usize> {
+        if self.sources.is_empty() {
+            self.edge = poller.supports_edge();
+        }
         let entry = self.sources.vacant_entry();
         let key = entry.key();
         let (interest, mode, ready) = if self.edge {

@@ -45,7 +45,7 @@ mod timer_heap;
 
 pub use executor::ThreadPool;
 pub use selector_loop::{
-    CLOCK_RESOLUTION, MAXIMUM_SELECT_TIMEOUT, SLOW_CALLBACK_DURATION, SelectorEventLoop,
+    CLOCK_RESOLUTION, MAXIMUM_SELECT_TIMEOUT, SLOW_CALLBACK_DURATION, SelectorEventLoop, SignalWake,
 };
 pub use timer_heap::{Due, MIN_SCHEDULED_TIMER_HANDLES, TimerHeap};
 

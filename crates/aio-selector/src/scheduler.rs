@@ -37,6 +37,8 @@ pub(crate) enum Ready {
     Remote(Box<dyn FnOnce() + Send>),
     /// A `sleep`'s timer fired.
     Wake(std::task::Waker),
+    /// A signal handler rang (`SignalWake`): run the loop's signal hook.
+    Signals,
     Stop,
 }
 
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     ready: UnsafeCell<VecDeque<Ready>>,
     remote: Mutex<Vec<Remote>>,
     remote_pending: CachePadded<AtomicBool>,
+    /// Set by a signal handler through `SignalWake`, beside `remote_pending`.
+    signal_pending: AtomicBool,
     sleeping: CachePadded<AtomicBool>,
     closed: AtomicBool,
     pub(crate) selector: Selector,
@@ -83,6 +87,7 @@ impl Shared {
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
             remote: Mutex::new(Vec::new()),
             remote_pending: CachePadded::new(AtomicBool::new(false)),
+            signal_pending: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
             selector,
@@ -162,6 +167,17 @@ impl Shared {
             Remote::Task(task) => Ready::Task(task),
             Remote::Stop => Ready::Stop,
         }));
+        if self.signal_pending.load(Ordering::Relaxed) && self.signal_pending.swap(false, Ordering::Acquire) {
+            ready.push_back(Ready::Signals);
+        }
+    }
+
+    /// A signal handler's wake-up (see `SignalWake`): only atomics and the
+    /// selector's `notify`, so async-signal-safe on Linux and Android.
+    pub(crate) fn signal(&self) {
+        self.signal_pending.store(true, Ordering::Release);
+        self.remote_pending.store(true, Ordering::SeqCst);
+        self.wake_if_sleeping();
     }
 
     fn push_remote(&self, entry: Remote) {

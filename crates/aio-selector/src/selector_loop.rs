@@ -16,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -66,6 +67,7 @@ pub struct SelectorEventLoop {
     exception_handler: RefCell<Option<ExceptionHandler>>,
     executor: RefCell<Option<ThreadPool>>,
     executor_shutdown: Cell<bool>,
+    signal_hook: RefCell<Option<Rc<dyn Fn()>>>,
 }
 
 impl SelectorEventLoop {
@@ -78,7 +80,7 @@ impl SelectorEventLoop {
     /// A new loop, unwrapped, for platform loops that embed it.
     pub fn create() -> Result<SelectorEventLoop, Error> {
         let selector = Selector::new()?;
-        let sources = ReadinessSources::new(&selector.poller);
+        let sources = ReadinessSources::new();
         Ok(SelectorEventLoop {
             sources: RefCell::new(sources),
             shared: Arc::new(Shared::new(selector)),
@@ -94,6 +96,7 @@ impl SelectorEventLoop {
             exception_handler: RefCell::new(None),
             executor: RefCell::new(None),
             executor_shutdown: Cell::new(false),
+            signal_hook: RefCell::new(None),
         })
     }
 
@@ -113,9 +116,10 @@ impl SelectorEventLoop {
         } else {
             Direction::Read
         };
+        let poller = self.shared.selector.poller()?;
         self.io
             .borrow_mut()
-            .add(&self.shared.selector.poller, raw, direction, callback)
+            .add(poller, raw, direction, callback)
             .map_err(Error::from)
     }
 
@@ -129,9 +133,29 @@ impl SelectorEventLoop {
         } else {
             Direction::Read
         };
-        self.io
-            .borrow_mut()
-            .remove(&self.shared.selector.poller, raw, direction)
+        let Some(poller) = self.shared.selector.existing_poller() else {
+            return false;
+        };
+        self.io.borrow_mut().remove(poller, raw, direction)
+    }
+
+    /// A handle through which a signal handler (or any thread) wakes this
+    /// loop so that it runs its signal hook ([`set_signal_hook`]) in the
+    /// coming iteration.
+    ///
+    /// [`set_signal_hook`]: SelectorEventLoop::set_signal_hook
+    pub fn signal_wake(&self) -> SignalWake {
+        SignalWake {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// What the loop runs, on its own thread, after [`SignalWake::wake`]:
+    /// the platform loop reads which signals arrived and runs their
+    /// handlers. Several wakes before the loop turns run it once. `None`
+    /// removes it.
+    pub fn set_signal_hook(&self, hook: Option<Box<dyn Fn()>>) {
+        *self.signal_hook.borrow_mut() = hook.map(Rc::from);
     }
 
     fn run_once(&self, this: &EventLoop) {
@@ -292,6 +316,16 @@ impl SelectorEventLoop {
                 }
                 "a timer's waker"
             }
+            Ready::Signals => {
+                // Cloned out, so the hook may replace or remove itself.
+                let hook = self.signal_hook.borrow().clone();
+                if let Some(hook) = hook
+                    && let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook()))
+                {
+                    self.report_panic(this, "the signal hook", &*payload);
+                }
+                "the signal hook"
+            }
             Ready::Stop => {
                 self.stopping.set(true);
                 "stop"
@@ -326,8 +360,10 @@ impl SelectorEventLoop {
         }
         // Abandoned tasks may have woken others; drop those entries too.
         self.shared.clear_local();
-        self.io.borrow_mut().clear(&self.shared.selector.poller);
-        self.sources.borrow_mut().clear(&self.shared.selector.poller);
+        if let Some(poller) = self.shared.selector.existing_poller() {
+            self.io.borrow_mut().clear(poller);
+            self.sources.borrow_mut().clear(poller);
+        }
         self.executor_shutdown.set(true);
         if let Some(mut executor) = self.executor.borrow_mut().take() {
             executor.shutdown_nowait();
@@ -501,22 +537,19 @@ impl AbstractEventLoop for SelectorEventLoop {
         if self.closed.get() {
             return Err(Error::closed());
         }
-        let key = self
-            .sources
-            .borrow_mut()
-            .register(&self.shared.selector.poller, raw)?;
+        let poller = self.shared.selector.poller()?;
+        let key = self.sources.borrow_mut().register(poller, raw)?;
         Ok(IoKey(key))
     }
 
     fn io_poll_ready(&self, key: IoKey, interest: Interest, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // A registered key means the poller exists.
+        let Some(poller) = self.shared.selector.existing_poller() else {
+            return Poll::Ready(Err(Error::closed()));
+        };
         self.sources
             .borrow_mut()
-            .poll_ready(
-                &self.shared.selector.poller,
-                key.0,
-                interest == Interest::Read,
-                cx,
-            )
+            .poll_ready(poller, key.0, interest == Interest::Read, cx)
             .map_err(Error::from)
     }
 
@@ -527,9 +560,9 @@ impl AbstractEventLoop for SelectorEventLoop {
     }
 
     fn io_deregister(&self, key: IoKey) {
-        self.sources
-            .borrow_mut()
-            .deregister(&self.shared.selector.poller, key.0);
+        if let Some(poller) = self.shared.selector.existing_poller() {
+            self.sources.borrow_mut().deregister(poller, key.0);
+        }
     }
 
     fn add_reader(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
@@ -550,6 +583,34 @@ impl AbstractEventLoop for SelectorEventLoop {
 
     fn type_name(&self) -> &'static str {
         "SelectorEventLoop"
+    }
+}
+
+/// Wakes a [`SelectorEventLoop`] from a signal handler: it marks the loop's
+/// signal hook due and wakes the loop if it sleeps.
+///
+/// [`wake`](SignalWake::wake) is async-signal-safe on Linux and Android
+/// (atomic stores and swaps, then one `write` to an eventfd or one `futex`
+/// wake); elsewhere it ends in `polling`'s `Poller::notify` (kqueue's
+/// `EVFILT_USER` trigger, a pipe write for poll), which takes no lock and
+/// allocates nothing. It is `Send` and `Sync`, and keeps the loop's shared
+/// part (not the loop) alive.
+#[derive(Clone)]
+pub struct SignalWake {
+    shared: Arc<Shared>,
+}
+
+impl SignalWake {
+    /// Marks the signal hook due and wakes the loop. Async-signal-safe (see
+    /// the type's docs).
+    pub fn wake(&self) {
+        self.shared.signal();
+    }
+}
+
+impl fmt::Debug for SignalWake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalWake").finish_non_exhaustive()
     }
 }
 

@@ -2,9 +2,13 @@
 //! `remove_signal_handler`) and the process-wide Ctrl-C rule of `Runner`.
 //!
 //! A file of its own because it holds the crate's only async-signal-safe
-//! code. asyncio's design: the C-level handler writes the signal's number to
-//! a self-pipe and does nothing else; the loop watches the pipe's read end
-//! like any reader and runs the Rust callbacks on its own thread.
+//! code. asyncio's design, with the loop's own wake-up in place of a
+//! self-pipe: the C-level handler counts the delivery in the receiving
+//! loop's table and wakes that loop ([`SignalWake`], an atomic swap and one
+//! `write` or `futex` call); the loop then runs the Rust callbacks on its
+//! own thread, one call per delivery it counted. A loop that handles signals
+//! therefore needs no descriptor for them: `aio::run`, which handles Ctrl-C,
+//! makes no pipe.
 //!
 //! `sigaction` is called by hand (through `libc`) rather than through
 //! `signal-hook-registry`, because asyncio's rules need exact dispositions:
@@ -13,22 +17,32 @@
 //! default and re-raises. signal-hook-registry keeps its own handler
 //! installed for good and cannot do either.
 //!
-//! **Two loops, one signal.** The pipe a signal is written to is
+//! **Two loops, one signal.** The table a signal is counted in is
 //! process-wide per signal: the loop that added a handler for it last
 //! receives it. When that loop removes its handler (or closes), the signal
 //! goes back to its default disposition, even if another loop had a handler
 //! for it before.
+//!
+//! **Lifetime.** The per-signal slots hold an `Arc` of the receiving loop's
+//! table as a raw pointer. A handler may be reading a slot on another thread
+//! at the moment a loop empties it, so the loop counts handlers in flight
+//! and waits (briefly: a handler is a few atomic operations and one system
+//! call) for none to be before it lets go of the `Arc`.
+//!
+//! **Order.** Deliveries counted before the loop turns run in signal-number
+//! order, each as many times as it arrived (the kernel itself delivers
+//! pending standard signals lowest number first).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use aio_events::{AbstractEventLoop, Error, ErrorKind, ExceptionContext, panic_message};
-use aio_selector::SelectorEventLoop;
+use aio_selector::{SelectorEventLoop, SignalWake};
 
 /// SIGINT, the signal of Ctrl-C.
 pub const SIGINT: i32 = libc::SIGINT;
@@ -40,8 +54,18 @@ const NSIG: usize = 65;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const NSIG: usize = 32;
 
-/// Per signal, the write end of the pipe of the loop that receives it, or -1.
-static WAKE_FDS: [AtomicI32; NSIG] = [const { AtomicI32::new(-1) }; NSIG];
+/// Per signal, the table of the loop that receives it (an `Arc` turned
+/// into a raw pointer), or null.
+static TARGETS: [AtomicPtr<Target>; NSIG] = [const { AtomicPtr::new(std::ptr::null_mut()) }; NSIG];
+
+/// C-level handlers between reading a slot of `TARGETS` and done with it.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// A loop's deliveries not yet handled, and how to wake it.
+struct Target {
+    counts: [AtomicU32; NSIG],
+    wake: SignalWake,
+}
 
 /// Whether the Ctrl-C rule of `Runner` is armed, and how many SIGINTs came
 /// since it was.
@@ -60,8 +84,9 @@ fn errno_location() -> *mut libc::c_int {
     unsafe { libc::__error() }
 }
 
-/// The C-level handler. Async-signal-safe: atomics, `write`, `sigaction`,
-/// `raise`, and errno saved and restored around them.
+/// The C-level handler. Async-signal-safe: atomics, the loop's wake-up
+/// (`write` or `futex`), `sigaction`, `raise`, and errno saved and restored
+/// around them.
 extern "C" fn deliver(signum: libc::c_int) {
     let errno = errno_location();
     // SAFETY: errno is this thread's; reading it is signal-safe.
@@ -80,15 +105,17 @@ extern "C" fn deliver(signum: libc::c_int) {
         unsafe { libc::raise(SIGINT) };
         return;
     }
-    if let Some(slot) = WAKE_FDS.get(index) {
-        let fd = slot.load(Ordering::SeqCst);
-        if fd >= 0 {
-            let byte = signum as u8;
-            // SAFETY: `write` is async-signal-safe; a full pipe drops the
-            // byte, which is fine: one pending byte is enough to wake the loop
-            // and signals of one kind coalesce anyway.
-            unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    if let Some(slot) = TARGETS.get(index) {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        let target = slot.load(Ordering::SeqCst);
+        // SAFETY: a non-null slot holds a live `Arc<Target>`: whoever
+        // empties it waits for `IN_FLIGHT` to be zero before dropping the
+        // `Arc` (`release`), and we counted ourselves in first.
+        if let Some(target) = unsafe { target.as_ref() } {
+            target.counts[index].fetch_add(1, Ordering::SeqCst);
+            target.wake.wake();
         }
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
     // SAFETY: as above.
     unsafe { *errno = saved };
@@ -162,116 +189,89 @@ fn check_signal(signum: i32) -> Result<usize, Error> {
     if valid { Ok(index) } else { Err(invalid()) }
 }
 
-/// The self-pipe, non-blocking and close-on-exec from the start where the
-/// platform has `pipe2` (one system call instead of five).
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "illumos"
-))]
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `pipe2` succeeded, so both are fresh descriptors we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// The self-pipe, made non-blocking and close-on-exec after the fact where
-/// there is no `pipe2` (macOS).
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "illumos"
-)))]
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors `pipe` writes.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `pipe` succeeded, so both are fresh descriptors we own.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    for fd in [&read, &write] {
-        let raw = fd.as_raw_fd();
-        // SAFETY: fcntl on a descriptor we own, with integer arguments.
-        let ok = unsafe {
-            let flags = libc::fcntl(raw, libc::F_GETFL);
-            flags >= 0
-                && libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-                && libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) == 0
-        };
-        if !ok {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((read, write))
-}
-
 /// Shared, so that dispatch can call a handler while the handler adds or
 /// removes handlers (its own included) without the map being borrowed.
 type SignalCallback = Rc<RefCell<Box<dyn FnMut()>>>;
 
-/// A loop's signal handlers and its self-pipe.
+/// A loop's signal handlers and its table of deliveries.
 #[derive(Default)]
 pub(crate) struct Signals {
     handlers: HashMap<i32, SignalCallback>,
-    pipe: Option<(OwnedFd, OwnedFd)>,
+    /// Made with the first handler, dropped with the last.
+    target: Option<Arc<Target>>,
 }
 
-/// The signal state a loop shares with its pipe's reader callback.
+/// The signal state a loop shares with its signal hook.
 pub(crate) type SharedSignals = Rc<RefCell<Signals>>;
 
-/// Reads the signal numbers off the pipe and runs their callbacks.
+/// Runs the callbacks of the deliveries counted since the last time.
 fn dispatch(signals: &SharedSignals) {
-    let Some(read_fd) = signals.borrow().pipe.as_ref().map(|(read, _)| read.as_raw_fd()) else {
+    let Some(target) = signals.borrow().target.clone() else {
         return;
     };
-    let mut buffer = [0u8; 64];
-    let mut arrived = Vec::new();
-    loop {
-        // SAFETY: reading into a local buffer from our own non-blocking fd.
-        let n = unsafe { libc::read(read_fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-        let Ok(n) = usize::try_from(n) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        // One call per delivery, in order, as asyncio's `_handle_signal`.
-        arrived.extend_from_slice(&buffer[..n]);
-    }
-    for signum in arrived.into_iter().map(i32::from) {
-        // The map is not borrowed while the handler runs: it may add or
-        // remove handlers, its own included. A handler removed meanwhile
-        // does not run.
-        let Some(callback) = signals.borrow().handlers.get(&signum).cloned() else {
-            continue;
-        };
-        // A handler that re-enters itself (it cannot, short of running the
-        // loop inside a callback) is skipped rather than aliased.
-        let Ok(mut callback) = callback.try_borrow_mut() else {
-            continue;
-        };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (*callback)())) {
-            let context = ExceptionContext::new(format!("Exception in signal handler for signal {signum}"))
-                .with_exception(panic_message(&*payload));
-            match aio_events::try_get_running_loop() {
-                Some(event_loop) => event_loop.call_exception_handler(context),
-                None => aio_events::default_exception_handler(&context),
+    for (index, count) in target.counts.iter().enumerate() {
+        let arrived = count.swap(0, Ordering::SeqCst);
+        let signum = i32::try_from(index).expect("NSIG fits in i32");
+        // One call per delivery, as asyncio's `_handle_signal`.
+        for _ in 0..arrived {
+            // The map is not borrowed while the handler runs: it may add or
+            // remove handlers, its own included. A handler removed meanwhile
+            // does not run.
+            let Some(callback) = signals.borrow().handlers.get(&signum).cloned() else {
+                break;
+            };
+            // A handler that re-enters itself (it cannot, short of running
+            // the loop inside a callback) is skipped rather than aliased.
+            let Ok(mut callback) = callback.try_borrow_mut() else {
+                continue;
+            };
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (*callback)())) {
+                let context =
+                    ExceptionContext::new(format!("Exception in signal handler for signal {signum}"))
+                        .with_exception(panic_message(&*payload));
+                match aio_events::try_get_running_loop() {
+                    Some(event_loop) => event_loop.call_exception_handler(context),
+                    None => aio_events::default_exception_handler(&context),
+                }
             }
         }
     }
+}
+
+/// Points signal `index`'s slot at `target` (or empties it) and lets go of
+/// what it held before, once no C-level handler can still be reading it.
+fn replace_target(index: usize, target: Option<&Arc<Target>>) {
+    let new = target.map_or(std::ptr::null_mut(), |target| {
+        Arc::into_raw(target.clone()).cast_mut()
+    });
+    let old = TARGETS[index].swap(new, Ordering::SeqCst);
+    release(old);
+}
+
+/// Empties signal `index`'s slot if it holds `target`; `true` if it did.
+fn clear_target(index: usize, target: &Arc<Target>) -> bool {
+    let ours = Arc::as_ptr(target).cast_mut();
+    let cleared = TARGETS[index]
+        .compare_exchange(ours, std::ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    if cleared {
+        release(ours);
+    }
+    cleared
+}
+
+/// Drops the slot's reference `old` (null: nothing) after every C-level
+/// handler that may have read it has finished.
+fn release(old: *mut Target) {
+    if old.is_null() {
+        return;
+    }
+    while IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+    // SAFETY: `old` came from `Arc::into_raw` when it was stored in a slot;
+    // the slot no longer holds it, and no handler is still reading it.
+    drop(unsafe { Arc::from_raw(old.cast_const()) });
 }
 
 /// `add_signal_handler` with asyncio's rules and texts.
@@ -292,29 +292,31 @@ pub(crate) fn add(
             format!("sig {signum} cannot be caught"),
         ));
     }
-    if signals.borrow().pipe.is_none() {
-        let (read, write) = pipe()?;
-        let shared = Rc::downgrade(signals);
-        core.add_source(
-            read.as_raw_fd(),
-            false,
-            Box::new(move || {
+    let target = signals.borrow().target.clone();
+    let target = match target {
+        Some(target) => target,
+        None => {
+            let target = Arc::new(Target {
+                counts: [const { AtomicU32::new(0) }; NSIG],
+                wake: core.signal_wake(),
+            });
+            let shared = Rc::downgrade(signals);
+            core.set_signal_hook(Some(Box::new(move || {
                 if let Some(signals) = shared.upgrade() {
                     dispatch(&signals);
                 }
-            }),
-        )?;
-        signals.borrow_mut().pipe = Some((read, write));
-    }
-    let write_fd = signals
-        .borrow()
-        .pipe
-        .as_ref()
-        .map_or(-1, |(_, write)| write.as_raw_fd());
-    WAKE_FDS[index].store(write_fd, Ordering::SeqCst);
+            })));
+            signals.borrow_mut().target = Some(target.clone());
+            target
+        }
+    };
+    replace_target(index, Some(&target));
     if !set_disposition(signum, deliver as *const () as libc::sighandler_t) {
         let err = io::Error::last_os_error();
-        WAKE_FDS[index].store(-1, Ordering::SeqCst);
+        clear_target(index, &target);
+        if signals.borrow().handlers.is_empty() {
+            release_target(signals, core);
+        }
         return Err(if err.raw_os_error() == Some(libc::EINVAL) {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -344,22 +346,18 @@ pub(crate) fn remove(signals: &SharedSignals, core: &SelectorEventLoop, signum: 
         return Ok(false);
     };
     drop(callback);
-    let write_fd = signals
-        .borrow()
-        .pipe
-        .as_ref()
-        .map_or(-1, |(_, write)| write.as_raw_fd());
-    if WAKE_FDS[index]
-        .compare_exchange(write_fd, -1, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok()
-        && !set_disposition(signum, libc::SIG_DFL)
-    {
-        return Err(io::Error::last_os_error().into());
+    let target = signals.borrow().target.clone();
+    let mut result = Ok(true);
+    if let Some(target) = &target {
+        target.counts[index].store(0, Ordering::SeqCst);
+        if clear_target(index, target) && !set_disposition(signum, libc::SIG_DFL) {
+            result = Err(io::Error::last_os_error().into());
+        }
     }
     if signals.borrow().handlers.is_empty() {
-        release_pipe(signals, core);
+        release_target(signals, core);
     }
-    Ok(true)
+    result
 }
 
 /// Removes every handler (when the loop closes or drops).
@@ -368,12 +366,13 @@ pub(crate) fn remove_all(signals: &SharedSignals, core: &SelectorEventLoop) {
     for signum in registered {
         let _ = remove(signals, core, signum);
     }
-    release_pipe(signals, core);
+    release_target(signals, core);
 }
 
-fn release_pipe(signals: &SharedSignals, core: &SelectorEventLoop) {
-    let pipe = signals.borrow_mut().pipe.take();
-    if let Some((read, _write)) = pipe {
-        core.remove_source(read.as_raw_fd(), false);
+/// Forgets the table once no handler is left (its slots are empty by then).
+fn release_target(signals: &SharedSignals, core: &SelectorEventLoop) {
+    let target = signals.borrow_mut().target.take();
+    if target.is_some() {
+        core.set_signal_hook(None);
     }
 }
