@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     owner: usize,
     ready: UnsafeCell<VecDeque<Ready>>,
     remote: Mutex<Vec<Remote>>,
+    /// The vector swapped in for `remote` at the next drain (owner thread
+    /// only, like `ready`).
+    spare: UnsafeCell<Vec<Remote>>,
     remote_pending: CachePadded<AtomicBool>,
     /// Set by a signal handler through `SignalWake`, beside `remote_pending`.
     signal_pending: AtomicBool,
@@ -70,9 +73,11 @@ pub(crate) struct Shared {
     pub(crate) selector: Selector,
 }
 
-// SAFETY: `ready` is the only field that is not `Sync`; it is accessed only
-// through `ready_mut`, whose callers are on the owner thread (checked with
-// `thread_token` in `schedule`, guaranteed by the `!Send` loop elsewhere).
+// SAFETY: `ready` and `spare` are the only fields that are not `Sync`; they
+// are accessed only through `ready_mut` and `spare_mut`, whose callers are on
+// the owner thread (checked with `thread_token` in `schedule`, guaranteed by
+// the `!Send` loop elsewhere). `spare` holds `Send` entries only, and none
+// between drains.
 // The entries it may hold that are not `Send` (`Handle`, `Rc<IoCallback>`)
 // are pushed and dropped on the owner thread; `Drop` below forgets them
 // rather than dropping them on a foreign thread.
@@ -86,6 +91,7 @@ impl Shared {
             owner: thread_token(),
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
             remote: Mutex::new(Vec::new()),
+            spare: UnsafeCell::new(Vec::new()),
             remote_pending: CachePadded::new(AtomicBool::new(false)),
             signal_pending: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
@@ -109,6 +115,18 @@ impl Shared {
 
     /// Appends to the ready queue, after anything other threads queued
     /// before (so FIFO holds across threads). Owner thread only.
+    /// # Safety
+    /// As for [`ready_mut`](Self::ready_mut).
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the UnsafeCell is confined to the owner thread"
+    )]
+    unsafe fn spare_mut(&self) -> &mut Vec<Remote> {
+        debug_assert_eq!(thread_token(), self.owner, "spare queue touched off its thread");
+        // SAFETY: per this function's contract.
+        unsafe { &mut *self.spare.get() }
+    }
+
     pub(crate) fn push_local(&self, entry: Ready) {
         if self.remote_pending.load(Ordering::Acquire) {
             self.drain_remote();
@@ -155,18 +173,24 @@ impl Shared {
 
     /// Moves what other threads queued into the ready queue. Owner thread.
     pub(crate) fn drain_remote(&self) {
-        let batch = {
+        // SAFETY: owner thread; no user code runs while the borrow lives.
+        let mut batch = std::mem::take(unsafe { self.spare_mut() });
+        {
             let mut remote = self.lock_remote();
             self.remote_pending.store(false, Ordering::Release);
-            std::mem::take(&mut *remote)
-        };
+            std::mem::swap(&mut *remote, &mut batch);
+        }
         // SAFETY: owner thread; no user code runs while the borrow lives.
         let ready = unsafe { self.ready_mut() };
-        ready.extend(batch.into_iter().map(|entry| match entry {
+        ready.extend(batch.drain(..).map(|entry| match entry {
             Remote::Callback(callback) => Ready::Remote(callback),
             Remote::Task(task) => Ready::Task(task),
             Remote::Stop => Ready::Stop,
         }));
+        // The emptied vector goes back for the next swap, capacity and all:
+        // posting threads then push without growing it again.
+        // SAFETY: as above.
+        *unsafe { self.spare_mut() } = batch;
         if self.signal_pending.load(Ordering::Relaxed) && self.signal_pending.swap(false, Ordering::Acquire) {
             ready.push_back(Ready::Signals);
         }
@@ -181,9 +205,18 @@ impl Shared {
     }
 
     fn push_remote(&self, entry: Remote) {
-        self.lock_remote().push(entry);
-        self.remote_pending.store(true, Ordering::SeqCst);
-        self.wake_if_sleeping();
+        let announced = {
+            let mut remote = self.lock_remote();
+            remote.push(entry);
+            // Read under the lock: the loop clears the flag under it too
+            // (`drain_remote`), so a set flag means the loop has not taken
+            // the queue since and will see this entry before it sleeps.
+            self.remote_pending.load(Ordering::Relaxed)
+        };
+        if !announced {
+            self.remote_pending.store(true, Ordering::SeqCst);
+            self.wake_if_sleeping();
+        }
     }
 
     /// Writes the wake-up channel if the loop sleeps in its poll and nobody
