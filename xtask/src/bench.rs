@@ -926,19 +926,30 @@ fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: 
          not be had. Their `task_bytes`, `timer_bytes` and `idle_conn_bytes` are \
          `tracemalloc`'s traced bytes, every allocation Python makes (objects and raw \
          memory), but not what libuv allocates with plain `malloc` under uvloop.\n\
-         {syscalls_section}",
+         {syscalls_section}\n\
+         ## What each optimisation bought\n\n\
+         {optimisations}",
         commit = machine.commit,
         cpu = machine.cpu,
         cores = machine.cores,
         kernel = machine.kernel,
         rustc = machine.rustc,
         python = programs.python_line(),
+        optimisations = optimisation_log(),
         syscalls_section = if syscalls.is_empty() {
             String::new()
         } else {
             format!("\n{syscalls}")
         },
     )
+}
+
+/// The optimisation log kept by hand beside the benchmarks
+/// (`benches/OPTIMISATIONS.md`), for the report.
+fn optimisation_log() -> String {
+    let path = crate::workspace_root().join("benches").join("OPTIMISATIONS.md");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| format!("({} could not be read: {err})\n", path.display()))
 }
 
 /// Where the figures were taken.
