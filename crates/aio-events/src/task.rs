@@ -51,6 +51,14 @@ pub trait Scheduler: Send + Sync + 'static {
     fn schedule_local(&self, key: usize);
     /// Queues one step of `task` from another thread.
     fn schedule_remote(&self, task: TaskRef);
+    /// Called as a task that held this scheduler ends, on whichever thread
+    /// lets go of it last. `true`: the scheduler has taken the task's strong
+    /// reference back (to hand it to a later task, saving two atomic
+    /// operations per task), so the task forgets its `Arc` instead of
+    /// dropping it. The default keeps nothing.
+    fn reclaim_task_ref(&self) -> bool {
+        false
+    }
 }
 
 const SCHEDULED: u32 = 1 << 0;
@@ -78,7 +86,8 @@ struct Header {
     // Loop-thread only, see the module docs (as are `key` and `join_waker`).
     handle_alive: Cell<bool>,
     vtable: &'static TaskVTable,
-    scheduler: Arc<dyn Scheduler>,
+    /// Taken out in `destroy`, where the scheduler may reclaim it.
+    scheduler: ManuallyDrop<Arc<dyn Scheduler>>,
     key: Cell<usize>,
     join_waker: UnsafeCell<Option<Waker>>,
 }
@@ -417,10 +426,17 @@ impl<F: Future + 'static> TaskCell<F> {
         // SAFETY: the last reference is gone: nobody else can reach the block.
         // Its stage was consumed on the loop's thread (module docs), unless
         // the loop was leaked, in which case we are on that thread or never
-        // get here.
-        unsafe {
+        // get here. The scheduler is taken out once, here, and the header's
+        // `ManuallyDrop` leaves it alone as the block drops.
+        let scheduler = unsafe {
+            let scheduler = ManuallyDrop::take(&mut (*cell.as_ptr()).header.scheduler);
             std::ptr::drop_in_place(cell.as_ptr());
             crate::pool::free(task.cast(), Layout::new::<TaskCell<F>>());
+            scheduler
+        };
+        if scheduler.reclaim_task_ref() {
+            // The scheduler holds this strong reference now.
+            mem::forget(scheduler);
         }
     }
 }
@@ -445,7 +461,7 @@ where
                 state: AtomicU32::new(SCHEDULED),
                 handle_alive: Cell::new(true),
                 vtable: &TaskCell::<F>::VTABLE,
-                scheduler,
+                scheduler: ManuallyDrop::new(scheduler),
                 key: Cell::new(usize::MAX),
                 join_waker: UnsafeCell::new(None),
             },

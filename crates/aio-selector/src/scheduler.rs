@@ -13,12 +13,12 @@
 //! if the loop is blocked in its poll and no other caller has woken it since
 //! (`sleeping` is swapped to `false` by the first one).
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use aio_events::{Error, Handle, Scheduler, TaskRef, ThreadsafeScheduler};
 use crossbeam_utils::CachePadded;
@@ -70,14 +70,21 @@ pub(crate) struct Shared {
     signal_pending: AtomicBool,
     sleeping: CachePadded<AtomicBool>,
     closed: AtomicBool,
+    /// Strong references to this `Shared` that ended tasks gave back, for new
+    /// tasks to take (`task_scheduler`, `reclaim_task_ref`): a task then
+    /// costs no atomic operation on the `Arc`'s count. Owner thread only;
+    /// returned to the count when the loop drops (`close_ref_pool`).
+    spare_refs: Cell<usize>,
+    /// Whether the loop still takes references back.
+    ref_pool_open: Cell<bool>,
     pub(crate) selector: Selector,
 }
 
-// SAFETY: `ready` and `spare` are the only fields that are not `Sync`; they
-// are accessed only through `ready_mut` and `spare_mut`, whose callers are on
-// the owner thread (checked with `thread_token` in `schedule`, guaranteed by
-// the `!Send` loop elsewhere). `spare` holds `Send` entries only, and none
-// between drains.
+// SAFETY: `ready`, `spare`, `spare_refs` and `ref_pool_open` are the only
+// fields that are not `Sync`; they are accessed only on the owner thread
+// (through `ready_mut` and `spare_mut`; checked with `thread_token` in
+// `schedule` and `reclaim_task_ref`, guaranteed by the `!Send` loop
+// elsewhere). `spare` holds `Send` entries only, and none between drains.
 // The entries it may hold that are not `Send` (`Handle`, `Rc<IoCallback>`)
 // are pushed and dropped on the owner thread; `Drop` below forgets them
 // rather than dropping them on a foreign thread.
@@ -96,6 +103,8 @@ impl Shared {
             signal_pending: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
+            spare_refs: Cell::new(0),
+            ref_pool_open: Cell::new(true),
             selector,
         }
     }
@@ -246,6 +255,34 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
     }
 
+    /// The scheduler a new task holds: a spare reference when there is one,
+    /// else a new one. Owner thread only (the `!Send` loop calls it).
+    pub(crate) fn task_scheduler(this: &Arc<Shared>) -> Arc<dyn Scheduler> {
+        debug_assert_eq!(thread_token(), this.owner, "a task made off its loop's thread");
+        let spare = this.spare_refs.get();
+        if spare == 0 || !this.ref_pool_open.get() {
+            return this.clone();
+        }
+        this.spare_refs.set(spare - 1);
+        // SAFETY: the pool holds `spare` strong references that tasks gave
+        // back (`reclaim_task_ref` forgot their `Arc`s): this one now
+        // belongs to the new task.
+        let spare: Arc<Shared> = unsafe { Arc::from_raw(Arc::as_ptr(this)) };
+        spare
+    }
+
+    /// Gives the pool's references back to the count; later tasks drop
+    /// theirs as plain `Arc`s. The loop calls it as it drops, while its own
+    /// `Arc` keeps the count above zero.
+    pub(crate) fn close_ref_pool(this: &Arc<Shared>) {
+        this.ref_pool_open.set(false);
+        for _ in 0..this.spare_refs.replace(0) {
+            // SAFETY: each spare is a strong reference the pool owns; the
+            // caller's `Arc` outlives this call, so none of these is last.
+            unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -266,6 +303,16 @@ impl Scheduler for Shared {
         if !self.is_closed() {
             self.push_remote(Remote::Task(task));
         }
+    }
+
+    fn reclaim_task_ref(&self) -> bool {
+        // Only the owner thread touches the pool; a task ending elsewhere
+        // drops its `Arc` as usual.
+        if thread_token() != self.owner || !self.ref_pool_open.get() {
+            return false;
+        }
+        self.spare_refs.set(self.spare_refs.get() + 1);
+        true
     }
 }
 

@@ -456,7 +456,7 @@ impl AbstractEventLoop for SelectorEventLoop {
     }
 
     fn scheduler(&self) -> Arc<dyn Scheduler> {
-        self.shared.clone()
+        Shared::task_scheduler(&self.shared)
     }
 
     fn spawn(&self, task: TaskRef) -> Result<(), Error> {
@@ -619,6 +619,7 @@ impl Drop for SelectorEventLoop {
         if !self.closed.get() {
             self.shut(None);
         }
+        Shared::close_ref_pool(&self.shared);
     }
 }
 
