@@ -362,3 +362,49 @@ impl fmt::Debug for Shared {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use aio_events::Scheduler;
+
+    use super::Shared;
+    use crate::selector::Selector;
+
+    /// Gives `scheduler` back as a task ending on this thread would.
+    fn end_task(scheduler: Arc<dyn Scheduler>) {
+        if scheduler.reclaim_task_ref() {
+            std::mem::forget(scheduler);
+        }
+    }
+
+    #[test]
+    fn task_references_are_reused_on_the_loop_thread_and_returned_when_the_pool_closes() {
+        let shared = Arc::new(Shared::new(Selector::new().expect("a selector")));
+        let first: Vec<_> = (0..10).map(|_| Shared::task_scheduler(&shared)).collect();
+        assert_eq!(Arc::strong_count(&shared), 11);
+        first.into_iter().for_each(end_task);
+        assert_eq!(Arc::strong_count(&shared), 11, "the pool holds the ten");
+
+        let mut second: Vec<_> = (0..4).map(|_| Shared::task_scheduler(&shared)).collect();
+        assert_eq!(
+            Arc::strong_count(&shared),
+            11,
+            "four taken from the pool, none made"
+        );
+
+        // A task that ends on another thread drops its reference.
+        let elsewhere = second.pop().expect("four");
+        std::thread::spawn(move || end_task(elsewhere))
+            .join()
+            .expect("the thread ran");
+        assert_eq!(Arc::strong_count(&shared), 10);
+
+        Shared::close_ref_pool(&shared);
+        assert_eq!(Arc::strong_count(&shared), 4, "the loop's and three tasks'");
+        // Once closed, the pool takes nothing back.
+        second.into_iter().for_each(end_task);
+        assert_eq!(Arc::strong_count(&shared), 1);
+    }
+}
