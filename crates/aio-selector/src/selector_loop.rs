@@ -194,6 +194,7 @@ impl SelectorEventLoop {
             };
             self.run_entry(entry, this);
         }
+        self.shared.trim_ready();
     }
 
     /// Polls the OS; `true` when events may have been collected.
