@@ -38,20 +38,38 @@ pub(crate) fn run() -> Result<(), TaskError> {
         })?;
     }
     // Miri checks the unsafe code of the abstract layer (tasks, wakers,
-    // handle pool) on a toy loop with no OS underneath. It needs nightly,
-    // which `.ci/run` installs; the rustup proxy picks it with `+nightly`.
-    let mut miri = Command::new("cargo");
-    miri.args(["+nightly", "miri", "test", "-p", "aio-events"])
-        .current_dir(workspace_root())
-        .env_remove("CARGO")
-        .env_remove("RUSTC")
-        .env_remove("RUSTUP_TOOLCHAIN");
-    run_echoed(&mut miri).map_err(|error| {
-        TaskError::failed(format!(
-            "ci step miri (after {} steps) failed: {error}",
-            STEPS.len()
-        ))
-    })?;
+    // handle pool) on a toy loop with no OS underneath, and the selector's
+    // timer heap (packed handle pointers, the scheduler's reference pool),
+    // whose unit tests make no system call. It needs nightly, which
+    // `.ci/run` installs; the rustup proxy picks it with `+nightly`.
+    let miri_runs: [&[&str]; 2] = [
+        &["+nightly", "miri", "test", "-p", "aio-events"],
+        &[
+            "+nightly",
+            "miri",
+            "test",
+            "-p",
+            "aio-selector",
+            "--lib",
+            "--",
+            "timer_heap",
+            "scheduler::tests::task_references",
+        ],
+    ];
+    for args in miri_runs {
+        let mut miri = Command::new("cargo");
+        miri.args(args)
+            .current_dir(workspace_root())
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTUP_TOOLCHAIN");
+        run_echoed(&mut miri).map_err(|error| {
+            TaskError::failed(format!(
+                "ci step miri (after {} steps) failed: {error}",
+                STEPS.len()
+            ))
+        })?;
+    }
     println!("xtask ci: all {} steps and Miri passed", STEPS.len());
     Ok(())
 }

@@ -105,6 +105,21 @@ impl Handle {
         Handle(block.cast())
     }
 
+    /// The handle as a pointer aligned to at least 8 bytes, keeping its
+    /// reference: for loop containers that pack it with other data in one
+    /// word. Give it back with [`from_raw`](Handle::from_raw).
+    pub fn into_raw(self) -> NonNull<()> {
+        std::mem::ManuallyDrop::new(self).0.cast()
+    }
+
+    /// The handle [`into_raw`](Handle::into_raw) gave.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and is given back once.
+    pub unsafe fn from_raw(raw: NonNull<()>) -> Handle {
+        Handle(raw.cast())
+    }
+
     fn header(&self) -> &Header {
         // SAFETY: a `Handle` holds a reference count, so the block is alive.
         unsafe { self.0.as_ref() }

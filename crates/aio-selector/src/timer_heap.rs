@@ -10,6 +10,8 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
@@ -27,11 +29,83 @@ enum Callback {
     Wake(usize),
 }
 
-/// 32 bytes: the deadline and the insertion order packed in one `u128`
-/// (compared in one go), then the callback.
+/// The order of an entry: its deadline (signed nanoseconds from the heap's
+/// epoch, sign bit flipped so that the unsigned order is the signed one),
+/// then its insertion number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    deadline: u64,
+    seq: u64,
+}
+
+/// 24 bytes: the key, then the callback packed in one word.
 struct Entry {
-    key: u128,
-    callback: Callback,
+    key: Key,
+    callback: Packed,
+}
+
+/// A [`Callback`] in one word: a handle's pointer (aligned to 8, so its low
+/// bit is 0), or a slot number shifted left with the low bit set, as a
+/// pointer without provenance that is never dereferenced. Owns the handle's
+/// reference, like the `Callback` it packs.
+struct Packed(NonNull<()>);
+
+impl Packed {
+    fn new(callback: Callback) -> Packed {
+        match callback {
+            Callback::Handle(handle) => {
+                let raw = handle.into_raw();
+                debug_assert_eq!(raw.as_ptr().addr() & 1, 0, "handles are aligned");
+                Packed(raw)
+            }
+            Callback::Wake(slot) => {
+                let tagged = std::ptr::without_provenance_mut::<()>((slot << 1) | 1);
+                Packed(NonNull::new(tagged).expect("the tag bit is set"))
+            }
+        }
+    }
+
+    fn is_handle(&self) -> bool {
+        self.0.as_ptr().addr() & 1 == 0
+    }
+
+    fn slot(&self) -> usize {
+        self.0.as_ptr().addr() >> 1
+    }
+
+    /// Runs `f` on the callback without taking it out.
+    fn with<R>(&self, f: impl FnOnce(&Callback) -> R) -> R {
+        if self.is_handle() {
+            // SAFETY: the pointer came from `Handle::into_raw` and this
+            // entry still owns its reference; `ManuallyDrop` keeps the
+            // borrowed handle from giving it up.
+            let handle = ManuallyDrop::new(Callback::Handle(unsafe { Handle::from_raw(self.0) }));
+            f(&handle)
+        } else {
+            f(&Callback::Wake(self.slot()))
+        }
+    }
+
+    fn unpack(self) -> Callback {
+        let this = ManuallyDrop::new(self);
+        if this.is_handle() {
+            // SAFETY: as in `with`; the reference moves to the result, and
+            // `ManuallyDrop` keeps `Drop` from releasing it too.
+            Callback::Handle(unsafe { Handle::from_raw(this.0) })
+        } else {
+            Callback::Wake(this.slot())
+        }
+    }
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        if self.is_handle() {
+            // SAFETY: the pointer came from `Handle::into_raw`; this is the
+            // entry's reference, given back once.
+            drop(unsafe { Handle::from_raw(self.0) });
+        }
+    }
 }
 
 /// A sleeping waker; `None` once cancelled.
@@ -102,7 +176,7 @@ impl TimerHeap {
         let key = self.key(when, self.seq);
         self.heap.push(Entry {
             key,
-            callback: Callback::Handle(handle),
+            callback: Packed::new(Callback::Handle(handle)),
         });
         timer
     }
@@ -119,7 +193,7 @@ impl TimerHeap {
         let key = self.key(when, seq);
         self.heap.push(Entry {
             key,
-            callback: Callback::Wake(slot),
+            callback: Packed::new(Callback::Wake(slot)),
         });
         (slot, seq)
     }
@@ -154,15 +228,15 @@ impl TimerHeap {
     }
 
     fn is_cancelled(&self, entry: &Entry) -> bool {
-        match &entry.callback {
+        entry.callback.with(|callback| match callback {
             Callback::Handle(handle) => handle.cancelled(),
             Callback::Wake(slot) => self.wake_slots.get(*slot).is_none_or(|s| s.waker.is_none()),
-        }
+        })
     }
 
     /// Forgets an entry leaving the heap without firing.
     fn discard(&mut self, entry: Entry) {
-        match entry.callback {
+        match entry.callback.unpack() {
             Callback::Handle(handle) => handle.set_scheduled(false),
             Callback::Wake(slot) => {
                 self.wake_slots.try_remove(slot);
@@ -173,19 +247,21 @@ impl TimerHeap {
     /// Orders by deadline (signed nanoseconds from the epoch, so deadlines
     /// in the past keep their order, as asyncio's negative delays do), then
     /// by insertion.
-    fn key(&self, when: Instant, seq: u64) -> u128 {
+    fn key(&self, when: Instant, seq: u64) -> Key {
         let nanos: i64 = if when >= self.epoch {
             i64::try_from(when.duration_since(self.epoch).as_nanos()).unwrap_or(i64::MAX)
         } else {
             i64::try_from(self.epoch.duration_since(when).as_nanos()).map_or(i64::MIN, |n| -n)
         };
         // Flipping the sign bit makes the unsigned order the signed one.
-        let ordered = (nanos as u64) ^ (1 << 63);
-        (u128::from(ordered) << 64) | u128::from(seq)
+        Key {
+            deadline: (nanos as u64) ^ (1 << 63),
+            seq,
+        }
     }
 
-    fn deadline(&self, key: u128) -> Instant {
-        let nanos = (((key >> 64) as u64) ^ (1 << 63)) as i64;
+    fn deadline(&self, key: Key) -> Instant {
+        let nanos = (key.deadline ^ (1 << 63)) as i64;
         let offset = std::time::Duration::from_nanos(nanos.unsigned_abs());
         if nanos >= 0 {
             self.epoch + offset
@@ -256,7 +332,7 @@ impl TimerHeap {
             return None;
         }
         let entry = self.heap.pop()?;
-        match entry.callback {
+        match entry.callback.unpack() {
             Callback::Handle(handle) => {
                 handle.set_scheduled(false);
                 Some(Due::Handle(handle))
@@ -272,7 +348,7 @@ impl TimerHeap {
     /// Drops every entry.
     pub fn clear(&mut self) {
         for entry in std::mem::take(&mut self.heap) {
-            if let Callback::Handle(handle) = entry.callback {
+            if let Callback::Handle(handle) = entry.callback.unpack() {
                 handle.set_scheduled(false);
             }
         }
@@ -333,5 +409,13 @@ mod tests {
         heap.purge_cancelled();
         assert_eq!(heap.len(), 74);
         assert_eq!(heap.cancelled_count(), 0);
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    #[test]
+    fn a_heap_entry_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<super::Entry>(), 24);
     }
 }
