@@ -261,6 +261,7 @@ impl SelectorEventLoop {
                 Due::Waker(waker) => Ready::Wake(waker),
             });
         }
+        timers.trim();
     }
 
     fn run_entry(&self, entry: Ready, this: &EventLoop) {

@@ -19,6 +19,9 @@ use std::time::Instant;
 use aio_events::{Handle, TimerHandle};
 use slab::Slab;
 
+/// Entries (heap and slot table) whose memory `trim` never gives back.
+const KEPT_CAPACITY: usize = 1024;
+
 /// Fewer scheduled timers than this are never purged in bulk.
 pub const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
 
@@ -345,6 +348,22 @@ impl TimerHeap {
         }
     }
 
+    /// Gives back most of the memory of a burst of timers once it has
+    /// passed: when under an eighth of the heap's capacity is used, it drops
+    /// to twice what is left (at least `KEPT_CAPACITY` entries); the slot
+    /// table is made anew once it is empty. The loop calls this after
+    /// taking the due timers.
+    pub fn trim(&mut self) {
+        let capacity = self.heap.capacity();
+        if capacity > KEPT_CAPACITY && self.heap.len() < capacity / 8 {
+            self.heap.shrink_to(KEPT_CAPACITY.max(self.heap.len() * 2));
+        }
+        if self.wake_slots.is_empty() && self.wake_slots.capacity() > KEPT_CAPACITY {
+            // Keys of slots gone by carry a sequence number no new slot has.
+            self.wake_slots = Slab::new();
+        }
+    }
+
     /// Drops every entry.
     pub fn clear(&mut self) {
         for entry in std::mem::take(&mut self.heap) {
@@ -377,6 +396,41 @@ impl fmt::Debug for TimerHeap {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn trim_gives_back_the_memory_of_a_burst() {
+        let mut heap = TimerHeap::new();
+        let now = Instant::now();
+        let mut wakes = Vec::new();
+        for i in 0..10_000 {
+            heap.push(now + Duration::from_secs(i), Handle::new(|| {}));
+            wakes.push(heap.push_wake(now + Duration::from_secs(i), std::task::Waker::noop().clone()));
+        }
+        for (slot, seq) in wakes {
+            heap.cancel_wake(slot, seq);
+        }
+        while heap.pop_due(now + Duration::from_secs(9_990)).is_some() {}
+        heap.trim();
+        assert!(
+            heap.heap.capacity() <= KEPT_CAPACITY,
+            "heap capacity {}",
+            heap.heap.capacity()
+        );
+        // What is left still pops: the ten last handles (their cancelled
+        // wakes are discarded on the way).
+        let later = now + Duration::from_secs(20_000);
+        let left = std::iter::from_fn(|| heap.pop_due(later)).count();
+        assert_eq!(left, 10);
+        heap.trim();
+        assert!(
+            heap.wake_slots.capacity() <= KEPT_CAPACITY,
+            "slots {}",
+            heap.wake_slots.capacity()
+        );
+        // A new sleep after the reset gets a slot with a new sequence number.
+        let (slot, seq) = heap.push_wake(later, std::task::Waker::noop().clone());
+        assert!(!heap.wake_done(slot, seq));
+    }
 
     #[test]
     fn equal_deadlines_pop_in_insertion_order() {
