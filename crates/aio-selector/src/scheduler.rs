@@ -16,12 +16,13 @@
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use aio_events::{Error, Handle, Scheduler, TaskRef, ThreadsafeScheduler};
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::io::IoCallback;
 use crate::selector::Selector;
@@ -39,14 +40,27 @@ pub(crate) enum Ready {
     Wake(std::task::Waker),
     /// A signal handler rang (`SignalWake`): run the loop's signal hook.
     Signals,
+    /// What other threads queued by one drain, in order (`take_batch`).
+    Batch,
     Stop,
 }
 
 /// What other threads can queue.
-enum Remote {
+pub(crate) enum Remote {
     Callback(Box<dyn FnOnce() + Send>),
     Task(TaskRef),
     Stop,
+}
+
+impl Remote {
+    /// The ready-queue entry it stands for.
+    pub(crate) fn into_ready(self) -> Ready {
+        match self {
+            Remote::Callback(callback) => Ready::Remote(callback),
+            Remote::Task(task) => Ready::Task(task),
+            Remote::Stop => Ready::Stop,
+        }
+    }
 }
 
 thread_local! {
@@ -64,10 +78,17 @@ const KEPT_READY_CAPACITY: usize = 1024;
 pub(crate) struct Shared {
     owner: usize,
     ready: UnsafeCell<VecDeque<Ready>>,
-    remote: Mutex<Vec<Remote>>,
+    /// What other threads queued, behind `remote_locked`: a spin lock, since
+    /// it is held for one `push` or one swap (std's `Mutex` costs a second
+    /// atomic read-modify-write to unlock, and poison bookkeeping).
+    remote: UnsafeCell<Vec<Remote>>,
+    remote_locked: CachePadded<AtomicBool>,
     /// The vector swapped in for `remote` at the next drain (owner thread
     /// only, like `ready`).
     spare: UnsafeCell<Vec<Remote>>,
+    /// The drained batches that `Ready::Batch` entries stand for, oldest
+    /// first (owner thread only).
+    batches: UnsafeCell<VecDeque<Vec<Remote>>>,
     remote_pending: CachePadded<AtomicBool>,
     /// Set by a signal handler through `SignalWake`, beside `remote_pending`.
     signal_pending: AtomicBool,
@@ -83,9 +104,12 @@ pub(crate) struct Shared {
     pub(crate) selector: Selector,
 }
 
-// SAFETY: `ready`, `spare`, `spare_refs` and `ref_pool_open` are the only
-// fields that are not `Sync`; they are accessed only on the owner thread
-// (through `ready_mut` and `spare_mut`; checked with `thread_token` in
+// SAFETY: `remote` is reached only through `lock_remote`'s guard, under
+// the spin lock (acquire on lock, release on unlock), and holds `Send`
+// entries only. `ready`, `spare`, `batches`, `spare_refs` and
+// `ref_pool_open` are the other fields that are not `Sync`; they are accessed
+// only on the owner thread (through `ready_mut`, `spare_mut` and
+// `batches_mut`; checked with `thread_token` in
 // `schedule` and `reclaim_task_ref`, guaranteed by the `!Send` loop
 // elsewhere). `spare` holds `Send` entries only, and none between drains.
 // The entries it may hold that are not `Send` (`Handle`, `Rc<IoCallback>`)
@@ -100,8 +124,10 @@ impl Shared {
         Shared {
             owner: thread_token(),
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
-            remote: Mutex::new(Vec::new()),
+            remote: UnsafeCell::new(Vec::new()),
+            remote_locked: CachePadded::new(AtomicBool::new(false)),
             spare: UnsafeCell::new(Vec::new()),
+            batches: UnsafeCell::new(VecDeque::new()),
             remote_pending: CachePadded::new(AtomicBool::new(false)),
             signal_pending: AtomicBool::new(false),
             sleeping: CachePadded::new(AtomicBool::new(false)),
@@ -182,23 +208,31 @@ impl Shared {
             std::mem::take(queue)
         };
         drop(entries);
+        // SAFETY: owner thread; the borrow ends before the batches drop.
+        drop(std::mem::take(unsafe { self.batches_mut() }));
         drop(std::mem::take(&mut *self.lock_remote()));
         self.remote_pending.store(false, Ordering::Release);
     }
 
-    fn lock_remote(&self) -> MutexGuard<'_, Vec<Remote>> {
-        // The vector is only pushed to and swapped out; a panic elsewhere
-        // cannot leave it inconsistent.
-        self.remote
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_remote(&self) -> RemoteGuard<'_> {
+        let backoff = Backoff::new();
+        while self
+            .remote_locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            backoff.snooze();
+        }
+        RemoteGuard { shared: self }
     }
 
     pub(crate) fn remote_pending(&self) -> bool {
         self.remote_pending.load(Ordering::Acquire)
     }
 
-    /// Moves what other threads queued into the ready queue. Owner thread.
+    /// Moves what other threads queued into the ready queue, as one
+    /// `Ready::Batch` entry standing for all of them in their order (one
+    /// queue entry per drain rather than one per callback). Owner thread.
     pub(crate) fn drain_remote(&self) {
         // SAFETY: owner thread; no user code runs while the borrow lives.
         let mut batch = std::mem::take(unsafe { self.spare_mut() });
@@ -209,18 +243,47 @@ impl Shared {
         }
         // SAFETY: owner thread; no user code runs while the borrow lives.
         let ready = unsafe { self.ready_mut() };
-        ready.extend(batch.drain(..).map(|entry| match entry {
-            Remote::Callback(callback) => Ready::Remote(callback),
-            Remote::Task(task) => Ready::Task(task),
-            Remote::Stop => Ready::Stop,
-        }));
-        // The emptied vector goes back for the next swap, capacity and all:
-        // posting threads then push without growing it again.
-        // SAFETY: as above.
-        *unsafe { self.spare_mut() } = batch;
+        if batch.is_empty() {
+            // SAFETY: as above.
+            *unsafe { self.spare_mut() } = batch;
+        } else {
+            // SAFETY: as above.
+            unsafe { self.batches_mut() }.push_back(batch);
+            ready.push_back(Ready::Batch);
+        }
         if self.signal_pending.load(Ordering::Relaxed) && self.signal_pending.swap(false, Ordering::Acquire) {
             ready.push_back(Ready::Signals);
         }
+    }
+
+    /// The entries of the oldest `Ready::Batch`, for the loop to run.
+    /// Owner thread.
+    pub(crate) fn take_batch(&self) -> Vec<Remote> {
+        // SAFETY: owner thread; the borrow ends here.
+        unsafe { self.batches_mut() }.pop_front().unwrap_or_default()
+    }
+
+    /// Gives an emptied batch back: its capacity serves the next drain, so
+    /// posting threads push without growing a vector again. Owner thread.
+    pub(crate) fn recycle_batch(&self, batch: Vec<Remote>) {
+        debug_assert!(batch.is_empty());
+        // SAFETY: owner thread; the borrow ends here.
+        let spare = unsafe { self.spare_mut() };
+        if spare.capacity() < batch.capacity() {
+            *spare = batch;
+        }
+    }
+
+    /// # Safety
+    /// As for [`ready_mut`](Self::ready_mut).
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the UnsafeCell is confined to the owner thread"
+    )]
+    unsafe fn batches_mut(&self) -> &mut VecDeque<Vec<Remote>> {
+        debug_assert_eq!(thread_token(), self.owner, "batches touched off their thread");
+        // SAFETY: per this function's contract.
+        unsafe { &mut *self.batches.get() }
     }
 
     /// A signal handler's wake-up (see `SignalWake`): only atomics and the
@@ -303,6 +366,34 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The remote queue, locked; unlocks on drop (also when a `push` panics,
+/// which it does only when out of memory).
+struct RemoteGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl Deref for RemoteGuard<'_> {
+    type Target = Vec<Remote>;
+
+    fn deref(&self) -> &Vec<Remote> {
+        // SAFETY: the lock is held, so no other reference to the queue lives.
+        unsafe { &*self.shared.remote.get() }
+    }
+}
+
+impl DerefMut for RemoteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<Remote> {
+        // SAFETY: as in `deref`.
+        unsafe { &mut *self.shared.remote.get() }
+    }
+}
+
+impl Drop for RemoteGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.remote_locked.store(false, Ordering::Release);
     }
 }
 
@@ -394,6 +485,67 @@ mod tests {
     fn end_task(scheduler: Arc<dyn Scheduler>) {
         if scheduler.reclaim_task_ref() {
             std::mem::forget(scheduler);
+        }
+    }
+
+    #[test]
+    fn callbacks_from_other_threads_all_arrive_in_each_threads_order() {
+        use std::sync::Mutex;
+
+        use aio_events::ThreadsafeScheduler;
+
+        let per_thread = if cfg!(miri) { 40 } else { 20_000 };
+        let shared = Arc::new(Shared::new(Selector::new().expect("a selector")));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let posters: Vec<_> = (0..2)
+            .map(|thread| {
+                let (shared, seen) = (shared.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        let seen = seen.clone();
+                        shared
+                            .call_soon_threadsafe(Box::new(move || seen.lock().unwrap().push((thread, i))))
+                            .expect("the loop is open");
+                    }
+                })
+            })
+            .collect();
+        let mut ran = 0;
+        while ran < 2 * per_thread {
+            if shared.remote_pending() {
+                shared.drain_remote();
+            }
+            while let Some(entry) = shared.pop_local() {
+                let Ready::Batch = entry else {
+                    panic!("only batches were queued");
+                };
+                let mut batch = shared.take_batch();
+                for remote in batch.drain(..) {
+                    let Ready::Remote(callback) = remote.into_ready() else {
+                        panic!("only callbacks were queued");
+                    };
+                    callback();
+                    ran += 1;
+                }
+                shared.recycle_batch(batch);
+            }
+            std::thread::yield_now();
+        }
+        for poster in posters {
+            poster.join().expect("the poster ran");
+        }
+        let seen = seen.lock().unwrap();
+        for thread in 0..2 {
+            let order: Vec<usize> = seen
+                .iter()
+                .filter(|(t, _)| *t == thread)
+                .map(|&(_, i)| i)
+                .collect();
+            assert_eq!(
+                order,
+                (0..per_thread).collect::<Vec<_>>(),
+                "thread {thread}'s callbacks"
+            );
         }
     }
 

@@ -265,6 +265,16 @@ impl SelectorEventLoop {
     }
 
     fn run_entry(&self, entry: Ready, this: &EventLoop) {
+        if let Ready::Batch = entry {
+            // Each queued entry runs as if it had its own place in the
+            // queue (its own panic report and slow-callback timing).
+            let mut batch = self.shared.take_batch();
+            for remote in batch.drain(..) {
+                self.run_entry(remote.into_ready(), this);
+            }
+            self.shared.recycle_batch(batch);
+            return;
+        }
         let started = self.debug.get().then(Instant::now);
         // Names are looked up only for a report (a panic, or debug mode's
         // slow-callback warning): an indirect call saved per entry.
@@ -332,6 +342,7 @@ impl SelectorEventLoop {
                 self.stopping.set(true);
                 "stop"
             }
+            Ready::Batch => unreachable!("batches are run above"),
         };
         if let Some(started) = started {
             let took = started.elapsed();
