@@ -552,10 +552,11 @@ mod tests {
     #[test]
     fn the_ready_queue_gives_back_its_memory_after_a_burst() {
         let shared = Shared::new(Selector::new().expect("a selector"));
-        for key in 0..100_000 {
+        let burst = if cfg!(miri) { 2_000 } else { 20_000 };
+        for key in 0..burst {
             shared.push_local(Ready::LocalTask(key));
         }
-        for _ in 0..99_900 {
+        for _ in 0..burst - 100 {
             shared.pop_local();
         }
         shared.trim_ready();
@@ -564,7 +565,7 @@ mod tests {
         assert!(capacity <= KEPT_READY_CAPACITY, "capacity {capacity}");
         assert_eq!(shared.ready_len(), 100, "no entry lost");
         assert!(
-            matches!(shared.pop_local(), Some(Ready::LocalTask(99_900))),
+            matches!(shared.pop_local(), Some(Ready::LocalTask(key)) if key == burst - 100),
             "order kept"
         );
     }
