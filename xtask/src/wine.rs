@@ -34,6 +34,7 @@ const CRATES: &[&str] = &[
     "aio-base-policy",
     "aio-selector",
     "aio-net",
+    "aio-process",
     "aio-windows",
     "aio",
 ];
@@ -41,7 +42,8 @@ const CRATES: &[&str] = &[
 /// The suites of `tests/` (package `aio-tests`) that apply to Windows; their
 /// Unix-only cases are `#[cfg(unix)]` (`net_udp_unix` keeps its UDP half).
 /// The others test Unix-only API (signals, `RLIMIT_NOFILE`, child watchers,
-/// subprocesses on child watchers) and are not built.
+/// subprocesses on child watchers) and are not built; `windows_process` is
+/// the subprocesses' Windows suite.
 const SUITES: &[&str] = &[
     "loop_core",
     "main_thread",
@@ -50,6 +52,7 @@ const SUITES: &[&str] = &[
     "net_tcp",
     "net_udp_unix",
     "windows",
+    "windows_process",
 ];
 
 /// How long one `cargo test` step may take, build included (a cold build

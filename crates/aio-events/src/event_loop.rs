@@ -144,21 +144,63 @@ pub trait AbstractEventLoop: Any {
         let _ = fd;
         false
     }
-    /// Calls `callback` on the loop whenever signal `signum` arrives.
-    #[cfg(unix)]
+    /// Calls `callback` on the loop whenever signal `signum` arrives. The
+    /// default answers `Unsupported` (on Windows, saying that signals are not
+    /// supported there, as asyncio's loops raise `NotImplementedError`).
     fn add_signal_handler(&self, signum: i32, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         let _ = (signum, callback);
-        Err(Error::unsupported("add_signal_handler"))
+        Err(signals_unsupported("add_signal_handler"))
     }
-    /// Removes the handler of `signum`; `Ok(false)` if there was none.
-    #[cfg(unix)]
+    /// Removes the handler of `signum`; `Ok(false)` if there was none. The
+    /// default answers `Unsupported`, as `add_signal_handler`'s.
     fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
         let _ = signum;
-        Err(Error::unsupported("remove_signal_handler"))
+        Err(signals_unsupported("remove_signal_handler"))
+    }
+    /// Calls `callback` on the loop's thread, at most once, when the
+    /// waitable `handle` is signalled (a process when it exits, an event when
+    /// it is set): asyncio's `IocpProactor.wait_for_handle`, which its
+    /// subprocesses and pipes stand on. Dropping the returned
+    /// [`HandleWait`](crate::windows::HandleWait) cancels the wait (see its
+    /// contract); `handle` must stay open until then. If the loop is closed
+    /// when the handle is signalled, `callback` does not run.
+    ///
+    /// The default answers `Unsupported` (as asyncio's Windows selector loop
+    /// raises `NotImplementedError` for subprocesses): on Windows only the
+    /// `ProactorEventLoop` waits for handles.
+    #[cfg(windows)]
+    fn wait_for_handle(
+        &self,
+        handle: std::os::windows::io::RawHandle,
+        callback: Box<dyn FnOnce() + Send>,
+    ) -> Result<crate::windows::HandleWait, Error> {
+        let _ = (handle, callback);
+        Err(crate::windows::handle_waits_unsupported(self.type_name()))
+    }
+    /// Whether [`wait_for_handle`](AbstractEventLoop::wait_for_handle) is
+    /// offered, asked before starting what would need it (a subprocess), so
+    /// that nothing is started on a loop that could not wait for it.
+    #[cfg(windows)]
+    fn supports_wait_for_handle(&self) -> bool {
+        false
     }
     /// A short name of the loop's type, for `Debug`.
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()
+    }
+}
+
+/// The answer of a loop without signal handling to `method`. On Windows no
+/// loop has any (asyncio's `add_signal_handler` raises `NotImplementedError`
+/// there), and the message says so.
+fn signals_unsupported(method: &str) -> Error {
+    if cfg!(windows) {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("{method}: signals are not supported by the event loop on Windows"),
+        )
+    } else {
+        Error::unsupported(method)
     }
 }
 
@@ -463,13 +505,21 @@ impl EventLoop {
     /// N") for a number that is no signal, `Closed` on a closed loop,
     /// `InvalidArgument` ("sig N cannot be caught") for SIGKILL and SIGSTOP,
     /// `Unsupported` where the loop has no signal handling.
-    #[cfg(unix)]
+    ///
+    /// On Windows, where asyncio's loops raise `NotImplementedError`, aio's
+    /// loops answer `Unsupported` ("add_signal_handler: signals are not
+    /// supported by the event loop on Windows") whatever the arguments, and
+    /// the loop is unchanged. Ctrl-C still ends `aio::run`'s main task
+    /// there, through a console control handler of the runner's.
     pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> Result<(), Error> {
         self.0.add_signal_handler(signum, Box::new(callback))
     }
 
     /// Removes the handler of `signum`; `Ok(false)` when there was none.
-    #[cfg(unix)]
+    ///
+    /// On Windows aio's loops answer `Unsupported`
+    /// ("remove_signal_handler: signals are not supported by the event loop
+    /// on Windows"), as `add_signal_handler` does.
     pub fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
         self.0.remove_signal_handler(signum)
     }

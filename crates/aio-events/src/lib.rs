@@ -17,7 +17,8 @@
 //! - the running-loop registry (thread-local, blind to a forked child);
 //! - [`Task`], [`sleep`], [`to_thread`], [`Handle`], [`TimerHandle`];
 //! - [`Error`] and [`ErrorKind`];
-//! - on Unix, the [`unix::ChildWatcher`] trait.
+//! - on Unix, the [`unix::ChildWatcher`] trait; on Windows, the
+//!   `windows::HandleWait` of `AbstractEventLoop::wait_for_handle`.
 //!
 //! # Example: a loop of your own behind the `EventLoop` handle
 //!
@@ -42,6 +43,8 @@ mod task;
 
 #[cfg(unix)]
 pub mod unix;
+#[cfg(windows)]
+pub mod windows;
 
 pub use error::{Error, ErrorKind};
 pub use event_loop::{

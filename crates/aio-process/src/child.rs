@@ -9,12 +9,22 @@ use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Output};
 
-use crate::child_pid::{ChildPid, exited};
+// `Process`: the OS's hold on the child, through which it is signalled: its
+// pid (and pidfd) on Unix, its process handle on Windows.
+#[cfg(unix)]
+use crate::child_pid::ChildPid as Process;
+#[cfg(unix)]
+use crate::child_pid::exited;
 use crate::communicate::exchange;
 use crate::exit::ExitHandle;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
+#[cfg(windows)]
+use crate::windows::process::{ChildHandle as Process, SIGKILL, SIGTERM, exited};
+#[cfg(unix)]
+use libc::{SIGKILL, SIGTERM};
 
-/// A spawned subprocess, reaped by the policy's child watcher.
+/// A spawned subprocess, reaped by the policy's child watcher (on Windows,
+/// waited for through its process handle by the loop).
 ///
 /// Made by [`Command::spawn`](crate::Command::spawn). The pipes asked for
 /// with `Stdio::piped()` are in the public fields; take them out to use them
@@ -28,18 +38,18 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The child's stderr, when piped.
     pub stderr: Option<ChildStderr>,
-    pid: ChildPid,
+    process: Process,
     exit: ExitHandle,
     kill_on_drop: bool,
 }
 
 impl Child {
-    pub(crate) fn new(pid: ChildPid, exit: ExitHandle, kill_on_drop: bool) -> Child {
+    pub(crate) fn new(process: Process, exit: ExitHandle, kill_on_drop: bool) -> Child {
         Child {
             stdin: None,
             stdout: None,
             stderr: None,
-            pid,
+            process,
             exit,
             kill_on_drop,
         }
@@ -47,12 +57,14 @@ impl Child {
 
     /// The process id.
     pub fn id(&self) -> u32 {
-        self.pid.pid()
+        self.process.pid()
     }
 
     /// asyncio's `returncode`: `None` until the watcher reports the exit,
     /// then the exit code, `-signum` when a signal killed the child, or 255
-    /// when someone else reaped it.
+    /// when someone else reaped it. On Windows: the exit code
+    /// (`GetExitCodeProcess`, as `i32`), 1 after `terminate` or `kill`, once
+    /// the loop has seen the process handle signalled.
     pub fn returncode(&self) -> Option<i32> {
         self.exit.returncode()
     }
@@ -83,21 +95,28 @@ impl Child {
     /// sent to a number that may have been given to another process (see the
     /// crate docs for how). `InvalidInput` for a number the kernel does not
     /// know.
+    ///
+    /// On Windows, which has no signals, SIGTERM (15) and SIGKILL (9) end
+    /// the child with `TerminateProcess` (exit code 1, as asyncio's
+    /// `terminate`); any other number is `InvalidInput`, the console control
+    /// events asyncio accepts (`CTRL_C_EVENT`, `CTRL_BREAK_EVENT`) included.
     pub fn send_signal(&mut self, signum: i32) -> io::Result<()> {
         if self.returncode().is_some() {
             return Err(exited());
         }
-        self.pid.send_signal(signum)
+        self.process.send_signal(signum)
     }
 
-    /// Sends SIGTERM ([`send_signal`](Child::send_signal)).
+    /// Sends SIGTERM ([`send_signal`](Child::send_signal)); on Windows,
+    /// `TerminateProcess`, as asyncio's `terminate` there.
     pub fn terminate(&mut self) -> io::Result<()> {
-        self.send_signal(libc::SIGTERM)
+        self.send_signal(SIGTERM)
     }
 
-    /// Sends SIGKILL ([`send_signal`](Child::send_signal)).
+    /// Sends SIGKILL ([`send_signal`](Child::send_signal)); on Windows,
+    /// `TerminateProcess`, as asyncio's `kill` there.
     pub fn kill(&mut self) -> io::Result<()> {
-        self.send_signal(libc::SIGKILL)
+        self.send_signal(SIGKILL)
     }
 
     /// Writes `input` (if any) to the child's stdin and closes it, while
@@ -149,11 +168,11 @@ impl Drop for Child {
 
 impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Child")
-            .field("pid", &self.id())
-            .field("returncode", &self.returncode())
-            .field("pidfd", &self.pid.has_pidfd())
-            .field("stdin", &self.stdin)
+        let mut d = f.debug_struct("Child");
+        d.field("pid", &self.id()).field("returncode", &self.returncode());
+        #[cfg(unix)]
+        d.field("pidfd", &self.process.has_pidfd());
+        d.field("stdin", &self.stdin)
             .field("stdout", &self.stdout)
             .field("stderr", &self.stderr)
             .field("kill_on_drop", &self.kill_on_drop)

@@ -1,23 +1,29 @@
 //! [`Command`]: std's process builder, spawning on the running loop and
 //! registering the child with the policy's child watcher (asyncio's
 //! `create_subprocess_exec`, `create_subprocess_shell` and
-//! `_make_subprocess_transport`).
+//! `_make_subprocess_transport`); on Windows, with the running loop's wait
+//! for the process handle.
 //!
 //! A file of its own because spawning is the one moment where a process
 //! exists that nothing watches yet: the order of the steps, and the clean-up
 //! when one fails, are this file.
 
 use std::ffi::OsStr;
+#[cfg(windows)]
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::process::{Output, Stdio};
+#[cfg(unix)]
 use std::sync::Arc;
 
 use aio_events::EventLoop;
+#[cfg(unix)]
 use aio_events::unix::ChildWatcher;
 
 use crate::child::Child;
+#[cfg(unix)]
 use crate::child_pid::ChildPid;
 use crate::exit::ExitHandle;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout};
@@ -63,10 +69,29 @@ impl Command {
 
     /// `/bin/sh -c cmd`: asyncio's `create_subprocess_shell`. The shell
     /// parses `cmd`, so quote what comes from elsewhere.
+    ///
+    /// On Windows, `%COMSPEC% /c "cmd"` (`cmd.exe` when `COMSPEC` is unset),
+    /// the command line given as it is, as Python's `subprocess` builds it
+    /// for `shell=True`.
     pub fn shell(cmd: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new("/bin/sh");
-        command.arg("-c").arg(cmd);
-        command
+        #[cfg(unix)]
+        {
+            let mut command = Command::new("/bin/sh");
+            command.arg("-c").arg(cmd);
+            command
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::process::CommandExt;
+
+            let comspec = std::env::var_os("COMSPEC").unwrap_or_else(|| OsString::from("cmd.exe"));
+            let mut line = OsString::from("/c \"");
+            line.push(cmd);
+            line.push("\"");
+            let mut command = Command::new(comspec);
+            command.inner.raw_arg(line);
+            command
+        }
     }
 
     /// Adds an argument.
@@ -143,7 +168,8 @@ impl Command {
 
     /// Whether dropping the [`Child`] (or the future of
     /// [`output`](Command::output)) before the child has exited kills it
-    /// with SIGKILL. Off by default. Either way the child is reaped.
+    /// with SIGKILL (`TerminateProcess` on Windows). Off by default. Either
+    /// way the child is reaped.
     pub fn kill_on_drop(&mut self, kill_on_drop: bool) -> &mut Command {
         self.kill_on_drop = kill_on_drop;
         self
@@ -167,6 +193,12 @@ impl Command {
     /// event loop"), when the policy has no child watcher, or when the
     /// watcher is not active (asyncio's RuntimeError). Pipes belong to the
     /// running loop.
+    ///
+    /// On Windows there is no child watcher: the running loop waits for the
+    /// process handle, which only the `ProactorEventLoop` does. On another
+    /// loop (the `WindowsSelectorEventLoop`, aio's default there) the spawn
+    /// fails with an error of kind `Unsupported` before any process exists,
+    /// as asyncio's selector loop raises `NotImplementedError`.
     pub fn spawn(&mut self) -> io::Result<Child> {
         self.spawn_with(&SPAWN_DEFAULTS)
     }
@@ -178,6 +210,54 @@ impl Command {
         child.communicate(None).await
     }
 
+    /// Unset streams get this spawn's defaults every time: `output` may
+    /// have set others on the same builder before.
+    fn apply_defaults(&mut self, defaults: &StdioDefaults) {
+        if !self.stdin_set {
+            self.inner.stdin((defaults.stdin)());
+        }
+        if !self.stdout_set {
+            self.inner.stdout((defaults.stdout)());
+        }
+        if !self.stderr_set {
+            self.inner.stderr((defaults.stderr)());
+        }
+    }
+
+    #[cfg(windows)]
+    fn spawn_with(&mut self, defaults: &StdioDefaults) -> io::Result<Child> {
+        let event_loop = aio_events::get_running_loop().map_err(aio_events::into_io)?;
+        // asyncio's selector loop refuses in `_make_subprocess_transport`,
+        // before any process exists; so does this.
+        crate::windows::process::check_loop(&event_loop)?;
+        self.apply_defaults(defaults);
+        let mut std_child = self.inner.spawn()?;
+        let (stdin, stdout, stderr) = (
+            std_child.stdin.take(),
+            std_child.stdout.take(),
+            std_child.stderr.take(),
+        );
+        let pid = std_child.id();
+        let process = crate::windows::process::ChildHandle::new(pid, std_child);
+        let exit = ExitHandle::new(pid);
+        if let Err(err) = crate::windows::process::watch_exit(&event_loop, &process, &exit) {
+            // Nothing could report its exit: end it now.
+            let _ = process.send_signal(crate::windows::process::SIGKILL);
+            return Err(io::Error::other(format!(
+                "cannot wait for the subprocess (pid {pid}), so it was killed: {err}"
+            )));
+        }
+        // From here on the loop reports the exit whatever happens.
+        let mut child = Child::new(process, exit, self.kill_on_drop);
+        if let Err(err) = connect_pipes(&event_loop, &mut child, stdin, stdout, stderr) {
+            // Nobody will talk to the child: kill it.
+            let _ = child.kill();
+            return Err(err);
+        }
+        Ok(child)
+    }
+
+    #[cfg(unix)]
     fn spawn_with(&mut self, defaults: &StdioDefaults) -> io::Result<Child> {
         let event_loop = aio_events::get_running_loop().map_err(aio_events::into_io)?;
         let watcher = child_watcher()?;
@@ -191,17 +271,7 @@ impl Command {
             ));
         }
 
-        // Unset streams get this spawn's defaults every time: `output` may
-        // have set others on the same builder before.
-        if !self.stdin_set {
-            self.inner.stdin((defaults.stdin)());
-        }
-        if !self.stdout_set {
-            self.inner.stdout((defaults.stdout)());
-        }
-        if !self.stderr_set {
-            self.inner.stderr((defaults.stderr)());
-        }
+        self.apply_defaults(defaults);
 
         let mut std_child = self.inner.spawn()?;
         let pid = ChildPid::open(std_child.id());
@@ -216,7 +286,12 @@ impl Command {
 
         // From here on the watcher reaps the child whatever happens.
         let mut child = Child::new(pid, exit, self.kill_on_drop);
-        if let Err(err) = connect_pipes(&event_loop, &mut child, &mut std_child) {
+        let (stdin, stdout, stderr) = (
+            std_child.stdin.take(),
+            std_child.stdout.take(),
+            std_child.stderr.take(),
+        );
+        if let Err(err) = connect_pipes(&event_loop, &mut child, stdin, stdout, stderr) {
             // Nobody will talk to the child: kill it; the watcher reaps it.
             let _ = child.kill();
             return Err(err);
@@ -226,6 +301,7 @@ impl Command {
 }
 
 /// The policy's watcher, or an error saying there is none.
+#[cfg(unix)]
 fn child_watcher() -> io::Result<Arc<dyn ChildWatcher>> {
     aio_events::get_event_loop_policy()
         .get_child_watcher()
@@ -236,15 +312,17 @@ fn child_watcher() -> io::Result<Arc<dyn ChildWatcher>> {
 fn connect_pipes(
     event_loop: &EventLoop,
     child: &mut Child,
-    std_child: &mut std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
 ) -> io::Result<()> {
-    if let Some(stdin) = std_child.stdin.take() {
+    if let Some(stdin) = stdin {
         child.stdin = Some(ChildStdin::new(event_loop, stdin)?);
     }
-    if let Some(stdout) = std_child.stdout.take() {
+    if let Some(stdout) = stdout {
         child.stdout = Some(ChildStdout::new(event_loop, stdout)?);
     }
-    if let Some(stderr) = std_child.stderr.take() {
+    if let Some(stderr) = stderr {
         child.stderr = Some(ChildStderr::new(event_loop, stderr)?);
     }
     Ok(())
@@ -253,6 +331,7 @@ fn connect_pipes(
 /// A child the watcher refused: kill it and reap it here, blocking for the
 /// moment SIGKILL takes, so that it does not stay a zombie. Nobody else waits
 /// for it (the watcher refused it), so the pid is still ours to signal.
+#[cfg(unix)]
 fn reap_unwatched(pid: &ChildPid, std_child: std::process::Child) {
     drop(std_child.stdin);
     drop(std_child.stdout);

@@ -42,22 +42,33 @@ impl Feed<'_> {
                     )));
                 }
                 Poll::Ready(Ok(written)) => self.input = &self.input[written..],
-                Poll::Ready(Err(err))
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    break;
-                }
+                Poll::Ready(Err(err)) if is_broken_pipe(&err) => break,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                 Poll::Pending => return Poll::Pending,
+            }
+        }
+        // The last write may still be in flight (Windows' overlapped
+        // writes): its end, or its broken pipe, comes first.
+        if self.input.is_empty() {
+            match pipe.poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(err)) if !is_broken_pipe(&err) => return Poll::Ready(Err(err)),
+                Poll::Ready(_) => {}
             }
         }
         // Closing the pipe is how the child learns the input has ended.
         self.pipe = None;
         Poll::Ready(Ok(()))
     }
+}
+
+/// The errors of a child that closed its stdin early, which `communicate`
+/// ignores.
+fn is_broken_pipe(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Reads the pipe to its end into `output`, then closes it.

@@ -1,5 +1,6 @@
 //! A child's exit as seen by the loop: the return code the watcher reports
-//! and the tasks waiting for it.
+//! (on Windows, the loop's wait on the process handle) and the tasks waiting
+//! for it.
 //!
 //! A file of its own because it is the one piece shared with another thread:
 //! the watcher's callback may run on the loop (pidfd and SIGCHLD watchers) or
@@ -8,8 +9,13 @@
 
 use std::fmt;
 use std::future::poll_fn;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
+#[cfg(windows)]
+use std::os::windows::process::ExitStatusExt;
 use std::process::ExitStatus;
+#[cfg(windows)]
+use std::sync::Weak;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -19,6 +25,29 @@ struct ExitState {
     returncode: Option<i32>,
     /// Tasks waiting for the exit; each appears once however often it polls.
     waiters: Vec<Waker>,
+    /// Windows: the loop's wait on the process handle, with the handle. It
+    /// lives as long as someone can ask for the exit (this state), or until
+    /// the exit is reported; its callback holds only a `WeakExitHandle`,
+    /// so nothing keeps itself alive.
+    #[cfg(windows)]
+    watch: Option<crate::windows::process::ProcessWatch>,
+}
+
+/// Stores `returncode` and wakes every waiter (and, on Windows, ends the
+/// wait on the process handle, which has nothing left to report).
+fn report(state: &Mutex<ExitState>, returncode: i32) {
+    let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.returncode = Some(returncode);
+    #[cfg(windows)]
+    let watch = state.watch.take();
+    let waiters = std::mem::take(&mut state.waiters);
+    drop(state);
+    // Dropped and woken outside the lock: a waker may run its task inline.
+    #[cfg(windows)]
+    drop(watch);
+    for waiter in waiters {
+        waiter.wake();
+    }
 }
 
 /// A shareable view of one child's exit: any number of tasks can wait for
@@ -59,19 +88,24 @@ impl ExitHandle {
     /// The callback handed to the child watcher: stores the return code and
     /// wakes every waiter. It holds the state, not the `Child`, so a child
     /// dropped early is still reaped and reported into nothing.
+    #[cfg(unix)]
     pub(crate) fn watcher_callback(&self) -> Box<dyn FnOnce(u32, i32) + Send> {
         let state = Arc::clone(&self.state);
-        Box::new(move |_pid, returncode| {
-            let waiters = {
-                let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                state.returncode = Some(returncode);
-                std::mem::take(&mut state.waiters)
-            };
-            // Woken outside the lock: a waker may run its task inline.
-            for waiter in waiters {
-                waiter.wake();
-            }
-        })
+        Box::new(move |_pid, returncode| report(&state, returncode))
+    }
+
+    /// A handle that does not keep the state alive: what the Windows wait
+    /// on the process handle reports into.
+    #[cfg(windows)]
+    pub(crate) fn downgrade(&self) -> WeakExitHandle {
+        WeakExitHandle(Arc::downgrade(&self.state))
+    }
+
+    /// Keeps the wait on the process handle for as long as the exit may be
+    /// asked for (see `ExitState::watch`).
+    #[cfg(windows)]
+    pub(crate) fn set_watch(&self, watch: crate::windows::process::ProcessWatch) {
+        self.lock().watch = Some(watch);
     }
 
     /// The child's process id.
@@ -118,10 +152,25 @@ impl fmt::Debug for ExitHandle {
     }
 }
 
+/// An [`ExitHandle`] that does not keep the exit's state alive.
+#[cfg(windows)]
+pub(crate) struct WeakExitHandle(Weak<Mutex<ExitState>>);
+
+#[cfg(windows)]
+impl WeakExitHandle {
+    /// Stores `returncode` and wakes every waiter, if anyone can still ask.
+    pub(crate) fn report(&self, returncode: i32) {
+        if let Some(state) = self.0.upgrade() {
+            report(&state, returncode);
+        }
+    }
+}
+
 /// std's `ExitStatus` for an asyncio return code: the wait status a
 /// `waitpid` would have given (exit code in the second byte, or the signal
 /// number in the low seven bits). 255 for "reaped elsewhere" reads as
 /// exit code 255, as asyncio reports it.
+#[cfg(unix)]
 pub(crate) fn exit_status(returncode: i32) -> ExitStatus {
     if returncode >= 0 {
         ExitStatus::from_raw((returncode & 0xff) << 8)
@@ -130,10 +179,66 @@ pub(crate) fn exit_status(returncode: i32) -> ExitStatus {
     }
 }
 
+/// std's `ExitStatus` for a return code, which on Windows is the process's
+/// exit code (`GetExitCodeProcess`, read as `i32` as std's `code()` does).
+#[cfg(windows)]
+pub(crate) fn exit_status(returncode: i32) -> ExitStatus {
+    ExitStatus::from_raw(returncode as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(windows)]
+    #[test]
+    fn exit_codes_become_std_exit_statuses() {
+        assert_eq!(exit_status(0).code(), Some(0));
+        assert_eq!(exit_status(3).code(), Some(3));
+        // An NTSTATUS exit (an access violation, 0xC0000005) stays whole.
+        assert_eq!(
+            exit_status(0xC000_0005_u32 as i32).code(),
+            Some(0xC000_0005_u32 as i32)
+        );
+        assert!(exit_status(0).success());
+        assert!(!exit_status(1).success());
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_report_wakes_every_waiter_once_and_only_while_someone_can_ask() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let exit = ExitHandle::new(42);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        assert!(
+            exit.poll_returncode(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert!(
+            exit.poll_returncode(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let weak = exit.downgrade();
+        weak.report(7);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(exit.returncode(), Some(7));
+        assert_eq!(exit.try_status().and_then(|status| status.code()), Some(7));
+        // Nobody left to ask: the report goes nowhere.
+        drop(exit);
+        weak.report(8);
+    }
+
+    #[cfg(unix)]
     #[test]
     fn return_codes_become_std_exit_statuses() {
         assert_eq!(exit_status(0).code(), Some(0));
@@ -145,6 +250,7 @@ mod tests {
         assert!(exit_status(0).success());
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_callback_wakes_every_waiter_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};

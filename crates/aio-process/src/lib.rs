@@ -4,17 +4,24 @@
 //! `create_subprocess_shell` and `Process`).
 //!
 //! **Place in the stack.** Below: `aio-events`, which gives the running loop,
-//! the [`IoRegistration`](aio_events::IoRegistration) the pipes wait on, and
-//! the global policy whose
-//! [`ChildWatcher`](aio_events::unix::ChildWatcher) reaps every child
-//! (`aio-child-watchers` holds the watchers, but this crate knows only the
-//! trait). Above: the facade, which re-exports this crate as `aio::process`.
-//! Depend on the facade.
+//! the `IoRegistration` the Unix pipes wait on, the global policy whose
+//! `unix::ChildWatcher` reaps every child on Unix (`aio-child-watchers` holds
+//! the watchers, but this crate knows only the trait), and on Windows the
+//! loop's `wait_for_handle`. Above: the facade, which re-exports this crate
+//! as `aio::process`. Depend on the facade.
 //!
-//! This crate is Unix-only for now (`#![cfg(unix)]`); Windows comes with the
-//! Windows issue.
+//! | platform | exit | pipes | signals |
+//! |---|---|---|---|
+//! | Linux ≥ 5.3 | the policy's child watcher (pidfd by default) | non-blocking, on the loop's selector (epoll) | `pidfd_send_signal` |
+//! | other Unix | the policy's child watcher | non-blocking, on the loop's selector | `kill(2)` after a `waitid` check |
+//! | Windows | the loop waits for the process handle (`wait_for_handle`: `ProactorEventLoop` only) | overlapped `ReadFile`/`WriteFile` on std's named pipes, completed through the loop's wait for their event | SIGTERM and SIGKILL: `TerminateProcess` |
 //!
-//! What happens in [`Command::spawn`], in asyncio's order
+//! The crate compiles on Unix and Windows (`#![cfg(any(unix, windows))]`):
+//! the Unix half is `child_pid.rs` and `pipe.rs`'s `Pipe`, the Windows half
+//! the `windows` module; `Command`, `Child`, `ExitHandle`, `communicate` and
+//! the public pipe types are shared.
+//!
+//! What happens in [`Command::spawn`] on Unix, in asyncio's order
 //! (`_make_subprocess_transport`):
 //! 1. the policy's watcher is asked whether it is active; an inactive watcher
 //!    fails the spawn before any process exists;
@@ -67,6 +74,37 @@
 //! `BrokenPipe` as long as SIGPIPE is ignored, as Rust binaries do by default
 //! (as with std's `ChildStdin`).
 //!
+//! **On Windows** (asyncio's `windows_events.py`: only the proactor loop runs
+//! subprocesses) [`Command::spawn`]:
+//! 1. asks the running loop whether it waits for handles
+//!    (`supports_wait_for_handle`); the `WindowsSelectorEventLoop`, aio's
+//!    default there, does not, and the spawn fails with an error of kind
+//!    `Unsupported` that names the `ProactorEventLoop`
+//!    (`WindowsProactorEventLoopPolicy`), before any process exists (asyncio's
+//!    selector loop raises `NotImplementedError`);
+//! 2. `std::process::Command::spawn` starts the child;
+//! 3. the loop is asked to wait for its process handle; on the loop's thread
+//!    the callback reads the exit code (`GetExitCodeProcess`) and wakes every
+//!    waiter. The wait lives with the exit's state: a child whose `Child` and
+//!    every [`ExitHandle`] are dropped is no longer waited for (Windows has no
+//!    zombies to reap);
+//! 4. the pipes (std opens the parent's ends for overlapped I/O) are taken
+//!    for the loop: each operation is an overlapped `ReadFile` or `WriteFile`
+//!    whose event the loop waits for. A write is taken once it is in flight
+//!    and completes in the background (`flush` waits for it); dropping a
+//!    pipe cancels a read in flight (`CancelIoEx`) and lets a write finish,
+//!    and the operation's buffer and `OVERLAPPED` outlive it either way
+//!    (`windows/pipe.rs` says how).
+//!
+//! Return codes on Windows are the exit code (as `i32`, as std's
+//! `ExitStatus::code`); [`Child::terminate`] and [`Child::kill`] call
+//! `TerminateProcess` with exit code 1, as asyncio's. [`Child::send_signal`]
+//! takes SIGTERM (15) and SIGKILL (9) and refuses anything else with
+//! `InvalidInput`, including the console control events asyncio passes to
+//! `os.kill` (`CTRL_C_EVENT`, `CTRL_BREAK_EVENT`), which reach a whole
+//! console process group. After the exit it is `NotFound` ("process has
+//! exited"), as on Unix. [`Command::shell`] runs `%COMSPEC% /c "cmd"`.
+//!
 //! **Waiting** follows std rather than asyncio in one point: [`Child::wait`]
 //! closes the child's stdin first, so that a child reading to the end of its
 //! input cannot wait forever for a parent waiting for it; and it returns when
@@ -76,7 +114,11 @@
 //!
 //! # Example
 //!
+//! On Unix (on Windows, set `aio::windows::WindowsProactorEventLoopPolicy`
+//! and `aio::run` the same code):
+//!
 //! ```
+//! # #[cfg(unix)] {
 //! use std::process::Stdio;
 //! use std::sync::Arc;
 //!
@@ -100,16 +142,20 @@
 //!     Ok::<(), std::io::Error>(())
 //! })??;
 //! event_loop.close()?;
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![cfg(unix)]
+#![cfg(any(unix, windows))]
 
 mod child;
+#[cfg(unix)]
 mod child_pid;
 mod command;
 mod communicate;
 mod exit;
 mod pipe;
+#[cfg(windows)]
+mod windows;
 
 pub use child::Child;
 pub use command::Command;

@@ -1,32 +1,48 @@
-//! The child's standard streams on the parent's side: pipes made
-//! non-blocking and registered with the loop's selector, with `futures-io`
-//! traits (asyncio's `_UnixReadPipeTransport` and `_UnixWritePipeTransport`,
-//! reduced to streams).
+//! The child's standard streams on the parent's side, with `futures-io`
+//! traits: the public [`ChildStdin`], [`ChildStdout`] and [`ChildStderr`] on
+//! every platform, and the Unix `Pipe` under them: pipes made non-blocking
+//! and registered with the loop's selector (asyncio's
+//! `_UnixReadPipeTransport` and `_UnixWritePipeTransport`, reduced to
+//! streams). On Windows the `Pipe` is `windows/pipe.rs`'s, on overlapped I/O.
 //!
-//! A file of its own because it is the only I/O of this crate; it mirrors
-//! `aio-net`'s registered sockets: register once, try the operation, wait
-//! for readiness on `WouldBlock`.
+//! A file of its own because it is the only I/O of this crate; the Unix pipe
+//! mirrors `aio-net`'s registered sockets: register once, try the operation,
+//! wait for readiness on `WouldBlock`.
 
+#[cfg(unix)]
 use std::fmt;
+#[cfg(unix)]
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle, RawHandle};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use aio_events::{EventLoop, Interest, IoRegistration};
+use aio_events::EventLoop;
+#[cfg(unix)]
+use aio_events::{Interest, IoRegistration};
 use futures_io::{AsyncRead, AsyncWrite};
+
+#[cfg(windows)]
+pub(crate) use crate::windows::pipe::Pipe;
 
 /// One end of a pipe, non-blocking and registered with a loop.
 ///
 /// The registration is declared first, so it drops first: the selector
 /// forgets the fd while it is still open (a closed fd number may already
 /// name another file).
+#[cfg(unix)]
 pub(crate) struct Pipe {
     registration: IoRegistration,
     file: File,
 }
 
+#[cfg(unix)]
 impl Pipe {
     /// Makes `fd` (the parent's end of a pipe std created) non-blocking and
     /// registers it with `event_loop`. The child's end is a file description
@@ -50,11 +66,17 @@ impl Pipe {
             .poll_io(Interest::Write, cx, || (&self.file).write(buf))
     }
 
+    /// A write is done when `write` returns: nothing is in flight.
+    pub(crate) fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
 }
 
+#[cfg(unix)]
 impl fmt::Debug for Pipe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipe")
@@ -97,16 +119,23 @@ impl AsyncWrite for ChildStdin {
         }
     }
 
-    /// A pipe has no buffer of ours to flush.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Waits until what was written has left this side: at once on Unix,
+    /// where `write` hands the bytes to the kernel; on Windows, until the
+    /// overlapped write in flight completes (its error, if any, is this
+    /// call's).
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.pipe {
+            Some(pipe) => pipe.poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 
-    /// Closes the pipe (deregistered first, then the fd closed); closing
-    /// again does nothing.
-    fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Flushes, then closes the pipe (deregistered first, then the fd
+    /// closed); closing again does nothing.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushed = ready!(self.as_mut().poll_flush(cx));
         self.pipe = None;
-        Poll::Ready(Ok(()))
+        Poll::Ready(flushed)
     }
 }
 
@@ -137,15 +166,31 @@ macro_rules! read_pipe {
             }
         }
 
+        #[cfg(unix)]
         impl AsFd for $name {
             fn as_fd(&self) -> BorrowedFd<'_> {
                 self.pipe.as_fd()
             }
         }
 
+        #[cfg(unix)]
         impl AsRawFd for $name {
             fn as_raw_fd(&self) -> RawFd {
                 self.pipe.as_fd().as_raw_fd()
+            }
+        }
+
+        #[cfg(windows)]
+        impl AsHandle for $name {
+            fn as_handle(&self) -> BorrowedHandle<'_> {
+                self.pipe.as_handle()
+            }
+        }
+
+        #[cfg(windows)]
+        impl AsRawHandle for $name {
+            fn as_raw_handle(&self) -> RawHandle {
+                self.pipe.as_handle().as_raw_handle()
             }
         }
     };

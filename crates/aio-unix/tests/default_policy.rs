@@ -4,6 +4,7 @@
 //!
 //! A file of its own because the global policy is process-global: this test
 //! binary is its own process and holds this one test.
+#![cfg(unix)]
 
 use aio_events::{ErrorKind, get_event_loop_policy};
 

@@ -7,10 +7,15 @@
 //! the facade `aio`, whose `DefaultEventLoopPolicy` on Windows is
 //! [`WindowsSelectorEventLoopPolicy`].
 //!
-//! | type | mechanism |
-//! |---|---|
-//! | [`WindowsSelectorEventLoop`] | IOCP + AFD through `polling`, level and oneshot modes (no edge mode on Windows) |
-//! | [`ProactorEventLoop`] | the same core today; IOCP completions for pipes and process handles come with the Windows issue |
+//! | type | sockets, timers, wake-ups | handles (process exits, overlapped pipe I/O) |
+//! |---|---|---|
+//! | [`WindowsSelectorEventLoop`] | IOCP + AFD through `polling`, level and oneshot modes (no edge mode on Windows) | not offered: `wait_for_handle` answers `Unsupported`, so `aio::process` refuses to spawn (asyncio's `NotImplementedError`) |
+//! | [`ProactorEventLoop`] | the same core | `RegisterWaitForSingleObject` on the thread pool, posting to the loop (its IOCP) when the handle is signalled |
+//!
+//! Neither loop handles signals: `add_signal_handler` and
+//! `remove_signal_handler` answer `Unsupported`, as asyncio's raise
+//! `NotImplementedError` on Windows. Ctrl-C still ends `aio::run`'s main
+//! task: the runner arms a console control handler ([`arm_ctrl_c`]).
 //!
 //! # Example
 //!
@@ -21,11 +26,16 @@
 //! ```
 #![cfg(windows)]
 
+mod ctrl_c;
+mod handle_wait;
+
 use std::fmt;
 
 use aio_base_policy::BaseDefaultEventLoopPolicy;
 use aio_events::{Error, EventLoop, EventLoopPolicy};
 use aio_selector::SelectorEventLoop;
+
+pub use ctrl_c::{arm_ctrl_c, disarm_ctrl_c};
 
 /// The Windows selector loop.
 pub struct WindowsSelectorEventLoop {
@@ -59,9 +69,17 @@ impl fmt::Debug for WindowsSelectorEventLoop {
     }
 }
 
-/// The proactor loop of asyncio's Windows default. Today it is the IOCP
-/// selector core under another name; the completion-based extras (pipes,
-/// process handles) arrive with the Windows issue.
+/// The proactor loop of asyncio's Windows default: the IOCP selector core
+/// (callbacks, timers, tasks, sockets), plus what asyncio's proactor adds
+/// beyond its selector loop: waits for handles
+/// ([`AbstractEventLoop::wait_for_handle`](aio_events::AbstractEventLoop::wait_for_handle)),
+/// so subprocesses (`aio::process`: process handles for their exits,
+/// overlapped pipes for their standard streams). The selector loop refuses
+/// those with `Unsupported`, as asyncio's raises `NotImplementedError`.
+///
+/// A wait is a `RegisterWaitForSingleObject` of the Windows thread pool that
+/// posts the callback to the loop when the handle is signalled (module
+/// `handle_wait`), as asyncio's `RegisterWaitWithQueue` posts to its IOCP.
 pub struct ProactorEventLoop {
     core: SelectorEventLoop,
 }
@@ -82,6 +100,21 @@ aio_selector::delegate_event_loop!(ProactorEventLoop, core, {
 
     fn type_name(&self) -> &'static str {
         "ProactorEventLoop"
+    }
+
+    fn wait_for_handle(
+        &self,
+        handle: std::os::windows::io::RawHandle,
+        callback: Box<dyn FnOnce() + Send>,
+    ) -> Result<aio_events::windows::HandleWait, Error> {
+        if self.core.is_closed() {
+            return Err(Error::closed());
+        }
+        handle_wait::wait_for_handle(self.core.threadsafe(), handle, callback)
+    }
+
+    fn supports_wait_for_handle(&self) -> bool {
+        true
     }
 });
 

@@ -9,9 +9,10 @@
 //! Ctrl-C while it waits ends the process at once (aio's `Runner` rule).
 //!
 //! On Unix the signals go through `EventLoop::add_signal_handler`, so the
-//! handlers run on the loop as ordinary callbacks. Elsewhere there is no
-//! such API: Ctrl-C then ends `aio::run` with `ErrorKind::Interrupted`,
-//! which also stops the server (without draining).
+//! handlers run on the loop as ordinary callbacks. On Windows the loop has no
+//! signals (`add_signal_handler` answers `Unsupported`): Ctrl-C then ends
+//! `aio::run` with `ErrorKind::Interrupted`, which also stops the server
+//! (without draining).
 
 use std::cell::{Cell, RefCell};
 use std::io;

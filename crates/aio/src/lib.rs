@@ -10,8 +10,7 @@
 //! `__init__.py` picks `unix_events` or `windows_events`. Everything below it:
 //! `aio-events` (traits, tasks, errors), `aio-base-policy`, `aio-selector`,
 //! `aio-unix`/`aio-windows`, `aio-child-watchers`, `aio-net` (the
-//! sockets of [`net`]) and, on Unix, `aio-process` (the subprocesses of
-//! `process`).
+//! sockets of [`net`]) and `aio-process` (the subprocesses of [`process`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -81,10 +80,10 @@ pub mod net {
 }
 
 /// Subprocesses on the running loop: `Command`, `Child` with `futures-io`
-/// pipes, `wait`, signals, `communicate`, reaped by the policy's child
-/// watcher (`aio-process`; Unix for now, Windows comes with the Windows
-/// issue).
-#[cfg(unix)]
+/// pipes, `wait`, signals, `communicate` (`aio-process`). On Unix they are
+/// reaped by the policy's child watcher; on Windows the loop waits for their
+/// process handles, which only `windows::ProactorEventLoop` does (the
+/// selector loop refuses with `Unsupported`, as asyncio's).
 pub mod process {
     pub use aio_process::*;
 }
@@ -99,9 +98,11 @@ pub mod unix {
     pub use aio_unix::{UnixDefaultEventLoopPolicy, UnixSelectorEventLoop};
 }
 
-/// Windows-only API: the Windows loops and policies.
+/// Windows-only API: the Windows loops and policies, and the registration
+/// of a loop's wait for a handle (`AbstractEventLoop::wait_for_handle`).
 #[cfg(windows)]
 pub mod windows {
+    pub use aio_events::windows::{HandleWait, wait_for_handle};
     pub use aio_windows::{
         ProactorEventLoop, WindowsProactorEventLoopPolicy, WindowsSelectorEventLoop,
         WindowsSelectorEventLoopPolicy,

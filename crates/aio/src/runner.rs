@@ -19,6 +19,15 @@ use aio_events::{Error, ErrorKind, EventLoop, ExceptionContext, TaskRef, try_get
 /// `THREAD_JOIN_TIMEOUT`).
 pub const THREAD_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The message of the `Interrupted` error: Ctrl-C arrives as SIGINT on
+/// Unix, as a console control event on Windows.
+#[cfg(not(windows))]
+const INTERRUPTED: &str = "interrupted by Ctrl-C (SIGINT)";
+/// The message of the `Interrupted` error: Ctrl-C arrives as SIGINT on
+/// Unix, as a console control event on Windows.
+#[cfg(windows)]
+const INTERRUPTED: &str = "interrupted by Ctrl-C (CTRL_C_EVENT)";
+
 type LoopFactory = Box<dyn FnOnce() -> Result<EventLoop, Error>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,10 +141,9 @@ impl Runner {
         let interrupted = ctrl_c.disarm(&event_loop);
         match result {
             Err(payload) => resume_unwind(payload),
-            Ok(Err(err)) if interrupted && err.is_cancelled() => Err(Error::new(
-                ErrorKind::Interrupted,
-                "interrupted by Ctrl-C (SIGINT)",
-            )),
+            Ok(Err(err)) if interrupted && err.is_cancelled() => {
+                Err(Error::new(ErrorKind::Interrupted, INTERRUPTED))
+            }
             Ok(result) => result,
         }
     }
@@ -177,11 +185,16 @@ impl Runner {
 }
 
 /// Ctrl-C while `run` runs (asyncio's `Runner._on_sigint`): in the main
-/// thread on Unix, while SIGINT has its default disposition, the first Ctrl-C
-/// cancels the main task and wakes the loop; a second one, while the loop is
-/// still stuck, restores the default disposition and re-raises SIGINT (in
-/// the signal handler itself, so it works even if the loop never turns
-/// again). Afterwards SIGINT has its default disposition back.
+/// thread, the first Ctrl-C cancels the main task and wakes the loop; a
+/// second one, while the loop is still stuck, ends the process at once (from
+/// the handler itself, so it works even if the loop never turns again).
+///
+/// On Unix, only while SIGINT has its default disposition: the handler is a
+/// signal handler of the loop, the second SIGINT restores the default
+/// disposition and re-raises, and afterwards SIGINT has its default
+/// disposition back. On Windows, a console control handler
+/// (`aio_windows::arm_ctrl_c`) that handles `CTRL_C_EVENT` and lets the
+/// second one through to Windows' default handler; it is removed afterwards.
 struct CtrlC {
     pressed: Option<std::rc::Rc<std::cell::Cell<bool>>>,
 }
@@ -210,12 +223,36 @@ impl CtrlC {
         }
     }
 
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    fn arm<T>(event_loop: &EventLoop, main: &aio_events::Task<T>) -> CtrlC {
+        if !aio_base_policy::is_main_thread() {
+            return CtrlC { pressed: None };
+        }
+        let pressed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let (flag, main) = (pressed.clone(), main.task_ref());
+        let installed = aio_windows::arm_ctrl_c(event_loop, move || {
+            flag.set(true);
+            main.cancel();
+        });
+        match installed {
+            Ok(()) => CtrlC {
+                pressed: Some(pressed),
+            },
+            // Windows refused the handler: Ctrl-C keeps its default.
+            Err(err) => {
+                log::warn!("Ctrl-C keeps its default effect: {err}");
+                CtrlC { pressed: None }
+            }
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
     fn arm<T>(_event_loop: &EventLoop, _main: &aio_events::Task<T>) -> CtrlC {
         CtrlC { pressed: None }
     }
 
-    /// Restores SIGINT; `true` if a Ctrl-C came while armed.
+    /// Restores SIGINT (removes the console control handler on Windows);
+    /// `true` if a Ctrl-C came while armed.
     fn disarm(self, event_loop: &EventLoop) -> bool {
         let Some(pressed) = self.pressed else {
             return false;
@@ -231,6 +268,8 @@ impl CtrlC {
         }
         #[cfg(not(unix))]
         let _ = event_loop;
+        #[cfg(windows)]
+        aio_windows::disarm_ctrl_c();
         pressed.get()
     }
 }
