@@ -2,9 +2,10 @@
 //! by hand with no runtime at all, so that the report can say how much of a
 //! runtime's time is the kernel's and how much is the runtime's own.
 //!
-//! For the TCP workloads the floor is a single-threaded loop doing what an
-//! ideal readiness-based runtime would do and nothing else. It waits in one
-//! of two ways, two columns of the report:
+//! For the I/O workloads (the TCP ones here, `tcp_churn` and `udp_pingpong`
+//! in `floor_churn_udp.rs`) the floor is a single-threaded loop doing what
+//! an ideal readiness-based runtime would do and nothing else. It waits in
+//! one of two ways, two columns of the report:
 //!
 //! - `floor`: through `polling`'s `Poller::wait`: the floor for a runtime
 //!   that waits with `polling`, including what `polling` does on every wait
@@ -20,9 +21,10 @@
 //! - every socket is non-blocking and registered once, edge-triggered where
 //!   the poller has an edge mode (elsewhere oneshot, re-armed for the one
 //!   direction the endpoint waits on);
-//! - each endpoint (the client and the server end of every connection) is a
-//!   small state machine over one preallocated buffer: write the message,
-//!   read it back (client), or read a message, write it back (server);
+//! - each endpoint (here the client and the server end of every connection)
+//!   is a small state machine over one preallocated buffer: write the
+//!   message, read it back (client), or read a message, write it back
+//!   (server);
 //! - an endpoint tries its operation first and gives way only on
 //!   `WouldBlock`; the loop waits in the poller only when every endpoint has
 //!   given way, and then steps exactly the endpoints it reported;
@@ -30,17 +32,21 @@
 //!
 //! Client and server ends live in the same loop, in the same order (client
 //! first) as the runtimes' tasks, so the floor makes the same system calls a
-//! perfect runtime would make for the same program.
+//! perfect runtime would make for the same program. The [`Waiter`] (either
+//! poller) is shared with `floor_churn_udp.rs`.
 //!
-//! For `tcp_churn` and `udp_pingpong` the floor needs no poller at all
-//! ([`blocking`]): one thing happens at a time, so plain blocking sockets in
-//! program order do the least the kernel allows (`connect`, `accept`,
-//! `close`, a `read` that sees the server's close, `close`; or `send`,
-//! `recv`, `send`, `recv` per round trip).
+//! A third column, `floor-blocking`, is a reference for `tcp_churn` and
+//! `udp_pingpong` only ([`blocking`]): plain blocking sockets in program
+//! order, no poller at all (`connect`, `accept`, `close`, a `read` that sees
+//! the server's close, `close`; or `send`, `recv`, `send`, `recv` per round
+//! trip). One thing happens at a time, so nothing ever has to wait, no call
+//! would block and none is retried: fewer system calls than any event loop
+//! can make (half of `udp_pingpong`'s), so no runtime can approach it.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use polling::{Event, Events, PollMode, Poller};
@@ -67,18 +73,22 @@ impl Backend {
 
 /// Whether the floor has `workload`: the I/O workloads only.
 pub(crate) fn supports(backend: Backend, workload: Workload) -> bool {
-    backend.available() && workload.tcp_shape().is_some()
+    backend.available()
+        && (workload.tcp_shape().is_some() || matches!(workload, Workload::TcpChurn | Workload::UdpPingpong))
 }
 
 pub(crate) fn measure(backend: Backend, workload: Workload, count: u64) -> Result<Measurement, BoxError> {
-    match workload.tcp_shape() {
-        Some(shape) if backend.available() => tcp(backend, shape, count),
+    match (workload, workload.tcp_shape()) {
+        _ if !backend.available() => Err(format!("the {backend:?} floor is not available here").into()),
+        (_, Some(shape)) => tcp(backend, shape, count),
+        (Workload::TcpChurn, None) => crate::floor_churn_udp::tcp_churn(backend, count),
+        (Workload::UdpPingpong, None) => crate::floor_churn_udp::udp_pingpong(backend, count),
         _ => Err(format!("the {backend:?} floor has no `{workload}` workload").into()),
     }
 }
 
-/// The floors of `tcp_churn` and `udp_pingpong`: blocking sockets, in
-/// program order, on this thread.
+/// The `floor-blocking` runtime, a reference for `tcp_churn` and
+/// `udp_pingpong`: blocking sockets, in program order, on this thread.
 pub(crate) fn blocking(workload: Workload, count: u64) -> Result<Measurement, BoxError> {
     match workload {
         Workload::TcpChurn => {
@@ -169,13 +179,12 @@ impl Endpoint {
         }
     }
 
-    /// The readiness the endpoint waits for, as `polling` spells it, under
-    /// the key `key`.
-    fn interest(&self, key: usize) -> Event {
+    /// The readiness the endpoint waits for.
+    fn interest(&self) -> Interest {
         match self.phase {
-            Phase::Writing => Event::writable(key),
-            Phase::Reading => Event::readable(key),
-            Phase::Done => Event::none(key),
+            Phase::Writing => Interest::Writable,
+            Phase::Reading => Interest::Readable,
+            Phase::Done => Interest::Nothing,
         }
     }
 
@@ -251,7 +260,10 @@ fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measuremen
     // closes the poller before any stream it watches.
     let mut waiter = Waiter::new(backend)?;
     for (key, endpoint) in endpoints.iter().enumerate() {
-        waiter.register(key, endpoint)?;
+        // SAFETY: every stream is deregistered below before it is closed,
+        // or else (an early return) the waiter is dropped first, being
+        // declared after `endpoints`.
+        unsafe { waiter.register(key, endpoint.stream.as_fd(), endpoint.interest())? };
     }
 
     let mut runnable: Vec<usize> = (0..endpoints.len()).collect();
@@ -267,7 +279,7 @@ fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measuremen
             if endpoint.phase == Phase::Done {
                 done += 1;
             } else {
-                waiter.rearm(key, endpoint)?;
+                waiter.rearm(key, endpoint.stream.as_fd(), endpoint.interest())?;
             }
         }
         if done == endpoints.len() {
@@ -279,7 +291,7 @@ fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measuremen
     let elapsed = start.elapsed();
 
     for endpoint in &endpoints {
-        waiter.deregister(endpoint)?;
+        waiter.deregister(endpoint.stream.as_fd())?;
         if endpoint.role == Role::Client {
             shape.check_echo(&endpoint.buffer)?;
         }
@@ -287,8 +299,51 @@ fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measuremen
     Ok(Measurement::timed(elapsed, round_trips))
 }
 
-/// The poller of a floor, holding its event buffer (allocated once).
-enum Waiter {
+/// The readiness an endpoint of a floor waits for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    Readable,
+    Writable,
+    /// The endpoint is done.
+    Nothing,
+}
+
+impl Interest {
+    /// As `polling` spells it, under the key `key`.
+    fn event(self, key: usize) -> Event {
+        match self {
+            Interest::Readable => Event::readable(key),
+            Interest::Writable => Event::writable(key),
+            Interest::Nothing => Event::none(key),
+        }
+    }
+}
+
+/// One socket the poller reported, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) key: usize,
+    /// Readable, or hung up, or in error.
+    pub(crate) readable: bool,
+    /// Writable, or hung up, or in error.
+    pub(crate) writable: bool,
+}
+
+impl Ready {
+    /// Whether the report is news to an endpoint waiting for `interest`.
+    pub(crate) fn answers(self, interest: Interest) -> bool {
+        match interest {
+            Interest::Readable => self.readable,
+            Interest::Writable => self.writable,
+            Interest::Nothing => false,
+        }
+    }
+}
+
+/// The poller of a floor, holding its event buffer (allocated once); the
+/// TCP floors and those of `tcp_churn` and `udp_pingpong`
+/// (`floor_churn_udp.rs`) share it.
+pub(crate) enum Waiter {
     Polling {
         poller: Poller,
         events: Events,
@@ -302,10 +357,10 @@ enum Waiter {
 }
 
 /// Events taken per wait: more than any workload has sockets.
-const EVENTS_PER_WAIT: usize = 1024;
+pub(crate) const EVENTS_PER_WAIT: usize = 1024;
 
 impl Waiter {
-    fn new(backend: Backend) -> io::Result<Waiter> {
+    pub(crate) fn new(backend: Backend) -> io::Result<Waiter> {
         match backend {
             Backend::Polling => {
                 let poller = Poller::new()?;
@@ -334,27 +389,37 @@ impl Waiter {
         }
     }
 
-    /// Registers `endpoint` under `key`, once: both directions,
-    /// edge-triggered, where the poller can.
-    fn register(&self, key: usize, endpoint: &Endpoint) -> io::Result<()> {
+    /// Registers `source` under `key`, once: both directions,
+    /// edge-triggered, where the poller can; elsewhere oneshot, for
+    /// `interest`.
+    ///
+    /// # Safety
+    ///
+    /// `polling`'s contract: `source` is [`release`](Waiter::release)d (or
+    /// [`deregister`](Waiter::deregister)ed) before it is closed, or else the
+    /// waiter is dropped first (which closes the poller and every
+    /// registration with it).
+    pub(crate) unsafe fn register(
+        &self,
+        key: usize,
+        source: BorrowedFd<'_>,
+        interest: Interest,
+    ) -> io::Result<()> {
         match self {
             Waiter::Polling { poller, mode, .. } => {
                 let interest = match mode {
                     PollMode::Edge => Event::all(key),
-                    _ => endpoint.interest(key),
+                    _ => interest.event(key),
                 };
-                // SAFETY: every stream is deleted from the poller (in
-                // `deregister`) before it is closed, or else the poller is
-                // dropped first (see `tcp`), which closes the epoll instance
-                // and every registration with it.
-                unsafe { poller.add_with_mode(&endpoint.stream, interest, *mode) }
+                // SAFETY: passed on to the caller (see above).
+                unsafe { poller.add_with_mode(&source, interest, *mode) }
             }
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Waiter::Epoll { epoll, .. } => {
                 use rustix::event::epoll::{self as ep, EventData, EventFlags};
                 ep::add(
                     epoll,
-                    &endpoint.stream,
+                    source,
                     EventData::new_u64(key as u64),
                     EventFlags::IN | EventFlags::OUT | EventFlags::ET,
                 )?;
@@ -364,30 +429,49 @@ impl Waiter {
     }
 
     /// After a step that blocked: a oneshot registration (only where the
-    /// poller has no edge mode) is re-armed for the direction now awaited.
-    fn rearm(&self, key: usize, endpoint: &Endpoint) -> io::Result<()> {
+    /// poller has no edge mode) is re-armed for `interest`, the direction
+    /// now awaited.
+    pub(crate) fn rearm(&self, key: usize, source: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
         match self {
             Waiter::Polling {
                 poller,
                 mode: mode @ PollMode::Oneshot,
                 ..
-            } => poller.modify_with_mode(&endpoint.stream, endpoint.interest(key), *mode),
+            } => poller.modify_with_mode(source, interest.event(key), *mode),
             _ => Ok(()),
         }
     }
 
     /// Blocks until some socket is ready, and appends the keys of those
-    /// that are to `runnable`.
-    fn wait(&mut self, runnable: &mut Vec<usize>) -> io::Result<()> {
+    /// that are to `runnable`, whichever way they are ready.
+    pub(crate) fn wait(&mut self, runnable: &mut Vec<usize>) -> io::Result<()> {
+        self.wait_with(|ready| runnable.push(ready.key))
+    }
+
+    /// Blocks until some socket is ready, and appends what the poller
+    /// reported of those that are to `ready`.
+    pub(crate) fn wait_ready(&mut self, ready: &mut Vec<Ready>) -> io::Result<()> {
+        self.wait_with(|one| ready.push(one))
+    }
+
+    /// Blocks until some socket is ready, and hands each report to `each`,
+    /// in the poller's order.
+    fn wait_with(&mut self, mut each: impl FnMut(Ready)) -> io::Result<()> {
         match self {
             Waiter::Polling { poller, events, .. } => {
                 events.clear();
                 poller.wait(events, None)?;
-                runnable.extend(events.iter().map(|event| event.key));
+                for event in events.iter() {
+                    each(Ready {
+                        key: event.key,
+                        readable: event.readable,
+                        writable: event.writable,
+                    });
+                }
             }
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Waiter::Epoll { epoll, events } => {
-                use rustix::event::epoll as ep;
+                use rustix::event::epoll::{self as ep, EventFlags};
                 events.clear();
                 loop {
                     match ep::wait(&*epoll, rustix::buffer::spare_capacity(events), None) {
@@ -396,20 +480,43 @@ impl Waiter {
                     };
                     break;
                 }
-                runnable.extend(events.iter().map(|event| event.data.u64() as usize));
+                for event in events.iter() {
+                    // What `polling` counts as readable and writable.
+                    let flags = event.flags;
+                    each(Ready {
+                        key: event.data.u64() as usize,
+                        readable: flags
+                            .intersects(EventFlags::IN | EventFlags::HUP | EventFlags::ERR | EventFlags::PRI),
+                        writable: flags.intersects(EventFlags::OUT | EventFlags::HUP | EventFlags::ERR),
+                    });
+                }
             }
         }
         Ok(())
     }
 
-    fn deregister(&self, endpoint: &Endpoint) -> io::Result<()> {
+    /// Removes `source` from the poller.
+    pub(crate) fn deregister(&self, source: BorrowedFd<'_>) -> io::Result<()> {
         match self {
-            Waiter::Polling { poller, .. } => poller.delete(&endpoint.stream),
+            Waiter::Polling { poller, .. } => poller.delete(source),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Waiter::Epoll { epoll, .. } => {
-                rustix::event::epoll::delete(epoll, &endpoint.stream)?;
+                rustix::event::epoll::delete(epoll, source)?;
                 Ok(())
             }
+        }
+    }
+
+    /// Called just before `source`, registered, is closed: deregisters it
+    /// where the poller asks for that (`polling`, whose contract is that a
+    /// source is deleted before it is closed), and does nothing on epoll by
+    /// hand, where closing a socket's only descriptor takes it out of the
+    /// epoll set (epoll(7)): no system call a runtime could do without.
+    pub(crate) fn release(&self, source: BorrowedFd<'_>) -> io::Result<()> {
+        match self {
+            Waiter::Polling { .. } => self.deregister(source),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Waiter::Epoll { .. } => Ok(()),
         }
     }
 }

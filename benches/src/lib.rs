@@ -31,10 +31,12 @@
 //!
 //! How each workload maps onto each runtime is written at the top of
 //! `src/bin/aio-bench.rs` and next to the code in the runtime modules. A
-//! fourth column, `floor` (`floor.rs`), is no runtime at all: the least work
-//! the OS allows, written by hand, for the workloads where that means
-//! something; a fifth, `floor-epoll`, is the TCP floor on epoll(7) without
-//! `polling`. CPython's asyncio and uvloop run the same workloads from
+//! fourth column, `floor` (`floor.rs`, `floor_churn_udp.rs`), is no runtime
+//! at all: the least work the OS allows, written by hand, for the workloads
+//! where that means something; a fifth, `floor-epoll`, is the I/O floor on
+//! epoll(7) without `polling`; a sixth, `floor-blocking`, is `tcp_churn` and
+//! `udp_pingpong` on blocking sockets in program order, a reference no event
+//! loop can reach. CPython's asyncio and uvloop run the same workloads from
 //! `python/aio_bench.py`, started by `cargo xtask bench` in a virtualenv.
 //!
 //! # Example
@@ -51,6 +53,7 @@ mod aio_loop;
 mod async_executor_local;
 pub mod countdown;
 mod floor;
+mod floor_churn_udp;
 pub mod live_bytes;
 mod subprocess;
 mod tokio_current_thread;

@@ -202,21 +202,26 @@ pub enum Runtime {
     /// async-executor's `LocalExecutor` on `async_io::block_on`.
     AsyncExecutor,
     /// The least work the OS allows, written by hand without a runtime: for
-    /// the TCP workloads a single-threaded loop on `polling`.
+    /// the I/O workloads a single-threaded event loop on `polling`; for the
+    /// subprocess ones `posix_spawnp` and `waitpid`.
     Floor,
-    /// The TCP floor on epoll(7) by hand (Linux): what the kernel allows,
+    /// The I/O floor on epoll(7) by hand (Linux): what the kernel allows,
     /// without `polling`'s own system calls around each wait.
     FloorEpoll,
+    /// `tcp_churn` and `udp_pingpong` with blocking sockets in program
+    /// order, no poller at all: a reference no event loop can reach.
+    FloorBlocking,
 }
 
 impl Runtime {
     /// Every runtime, aio first: the report's ratios are to aio.
-    pub const ALL: [Runtime; 5] = [
+    pub const ALL: [Runtime; 6] = [
         Runtime::Aio,
         Runtime::Tokio,
         Runtime::AsyncExecutor,
         Runtime::Floor,
         Runtime::FloorEpoll,
+        Runtime::FloorBlocking,
     ];
 
     /// The name on the command line and in the report.
@@ -227,6 +232,7 @@ impl Runtime {
             Runtime::AsyncExecutor => "async-executor",
             Runtime::Floor => "floor",
             Runtime::FloorEpoll => "floor-epoll",
+            Runtime::FloorBlocking => "floor-blocking",
         }
     }
 
@@ -235,14 +241,10 @@ impl Runtime {
         Runtime::ALL.into_iter().find(|runtime| runtime.name() == name)
     }
 
-    /// Whether the runtime has the workload: the floor has only those where
-    /// "the least work the OS allows" means something (I/O).
+    /// Whether the runtime has the workload: the floors have only those
+    /// where "the least work the OS allows" means something (I/O,
+    /// subprocesses), `floor-blocking` only `tcp_churn` and `udp_pingpong`.
     pub fn supports(self, workload: Workload) -> bool {
-        if matches!(workload, Workload::TcpChurn | Workload::UdpPingpong) {
-            // The floor of these is blocking sockets, no poller at all
-            // (`floor.rs`): one column.
-            return self != Runtime::FloorEpoll;
-        }
         if crate::subprocess::concurrency(workload).is_some() {
             // async-executor has no subprocesses; the floor's are
             // posix_spawnp and waitpid, the same for either backend.
@@ -252,6 +254,7 @@ impl Runtime {
             Runtime::Aio | Runtime::Tokio | Runtime::AsyncExecutor => true,
             Runtime::Floor => crate::floor::supports(Backend::Polling, workload),
             Runtime::FloorEpoll => crate::floor::supports(Backend::Epoll, workload),
+            Runtime::FloorBlocking => matches!(workload, Workload::TcpChurn | Workload::UdpPingpong),
         }
     }
 
@@ -266,11 +269,9 @@ impl Runtime {
             Runtime::Floor if crate::subprocess::concurrency(workload).is_some() => {
                 crate::subprocess::floor(workload, count)
             }
-            Runtime::Floor if matches!(workload, Workload::TcpChurn | Workload::UdpPingpong) => {
-                crate::floor::blocking(workload, count)
-            }
             Runtime::Floor => crate::floor::measure(Backend::Polling, workload, count),
             Runtime::FloorEpoll => crate::floor::measure(Backend::Epoll, workload, count),
+            Runtime::FloorBlocking => crate::floor::blocking(workload, count),
         }
     }
 }
@@ -375,6 +376,21 @@ mod tests {
         }
         assert_eq!(Workload::from_name("sleep"), None);
         assert_eq!(Runtime::from_name("asyncio"), None);
+    }
+
+    #[test]
+    fn the_blocking_floor_has_only_churn_and_udp() {
+        for workload in Workload::ALL {
+            let churn_or_udp = matches!(workload, Workload::TcpChurn | Workload::UdpPingpong);
+            assert_eq!(
+                Runtime::FloorBlocking.supports(workload),
+                churn_or_udp,
+                "{workload}"
+            );
+            if churn_or_udp {
+                assert!(Runtime::Floor.supports(workload), "{workload}");
+            }
+        }
     }
 
     #[test]

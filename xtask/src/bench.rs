@@ -92,6 +92,11 @@ const RUNNERS: &[Runner] = &[
         needs: Needs::BenchBinary,
     },
     Runner {
+        name: "floor-blocking",
+        command: &[BENCH_BINARY, "floor-blocking"],
+        needs: Needs::BenchBinary,
+    },
+    Runner {
         name: "asyncio",
         command: &[PYTHON, PYTHON_SCRIPT, "asyncio"],
         needs: Needs::Python,
@@ -915,12 +920,20 @@ fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: 
          with an arrowhead, and every bar is labelled with its exact ratio.\n\n\
          Workloads and their mapping onto each runtime: `benches/src/bin/aio-bench.rs`. \
          The `floor` columns are no runtime: the least work the OS allows, by hand \
-         (`benches/src/floor.rs`, `benches/src/subprocess.rs`). For TCP, `floor` waits \
-         with `polling`'s `Poller::wait` (five system calls per wait on Linux with \
-         polling 3.11) and `floor-epoll` with one `epoll_wait`, as mio and aio's Linux \
-         selector do: the lower of the two is the floor. For `tcp_churn` and \
-         `udp_pingpong` the floor is blocking sockets in program order, no poller at \
-         all. `n/a` where a floor has no such workload. `idle_conn_bytes` is per \
+         (`benches/src/floor.rs`, `benches/src/floor_churn_udp.rs`, \
+         `benches/src/subprocess.rs`). For the I/O workloads (TCP, `tcp_churn`, \
+         `udp_pingpong`) they are a single-threaded event loop running the workload's \
+         program as a perfect readiness-based runtime would: non-blocking sockets \
+         registered once, edge-triggered; each endpoint tries its operation first and \
+         gives way on `EAGAIN`; the loop waits only when every endpoint has given way. \
+         `floor` waits with `polling`'s `Poller::wait` (five system calls per wait on \
+         Linux with polling 3.11) and `floor-epoll` with one `epoll_wait`, as mio and \
+         aio's Linux selector do: the lower of the two is the floor. For processes the \
+         floor is `posix_spawnp` + `waitpid`. `floor-blocking`, for `tcp_churn` and \
+         `udp_pingpong` only, is a reference, not a target: blocking sockets in program \
+         order, no poller, never a call that would block or a wait, fewer system calls \
+         than any event loop can make. `n/a` where a floor has no such workload. \
+         `idle_conn_bytes` is per \
          connected pair, both ends in the process. `asyncio` and `uvloop` run `benches/python/aio_bench.py` (CPython's \
          selector loop, and uvloop's); `n/a: <why>` where their Python or uvloop could \
          not be had. Their `task_bytes`, `timer_bytes` and `idle_conn_bytes` are \

@@ -7,8 +7,8 @@
 //!
 //! `aio-bench --list` prints the workload names, one a line. `--quick`
 //! divides the timed workloads' counts by ten. A runtime without the
-//! workload (the floors have only the I/O and process ones) prints
-//! `unsupported`.
+//! workload (the floors have only the I/O and process ones, `floor-blocking`
+//! only `tcp_churn` and `udp_pingpong`) prints `unsupported`.
 //!
 //! # How each workload maps onto each runtime
 //!
@@ -34,9 +34,14 @@
 //! | `udp_pingpong` (20 k) | two connected `aio::net::UdpSocket`s, a client task (`send`, `recv`) and a server task (`recv`, `send`) | `tokio::net::UdpSocket`, the same | `Async<std::net::UdpSocket>`, the same |
 //! | `idle_conn_bytes` (1 k) | live bytes per connected pair (both ends) made by `connect` + `accept` and kept open | the same | the same |
 //!
-//! The `floor` of `tcp_churn` and `udp_pingpong` is blocking std sockets in
-//! program order on one thread, no poller at all (`src/floor.rs`);
-//! `floor-epoll` has neither. CPython's asyncio and uvloop run the same
+//! The `floor` and `floor-epoll` of `tcp_churn` and `udp_pingpong` are the
+//! event-driven loop of the TCP floors (below) running the same program:
+//! a connector (connect, read to EOF, close) and an acceptor (accept,
+//! close), or a UDP client and server, each a state machine stepped when
+//! the poller reports the readiness it waits for (`src/floor_churn_udp.rs`).
+//! `floor-blocking`, for these two only, is blocking std sockets in program
+//! order on one thread, no poller at all (`src/floor.rs`): a reference no
+//! event loop can reach. CPython's asyncio and uvloop run the same
 //! workloads in `benches/python/aio_bench.py`, mapped in its docstring.
 //!
 //! The TCP workloads run client and server in the same process on the same
@@ -74,7 +79,7 @@ use aio_benches::{Runtime, Workload};
 
 const USAGE: &str = "usage: aio-bench <runtime> <workload> [--quick]
        aio-bench --list
-runtimes: aio, tokio, async-executor, floor, floor-epoll";
+runtimes: aio, tokio, async-executor, floor, floor-epoll, floor-blocking";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
