@@ -411,6 +411,88 @@ fn nodelay_on_by_default_and_settable() {
     });
 }
 
+/// The inode of the socket `fd` names (`/proc/self/fd/N` links to
+/// `socket:[inode]`).
+#[cfg(target_os = "linux")]
+fn socket_inode(fd: std::os::fd::RawFd) -> io::Result<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+    let link = link.to_string_lossy();
+    link.strip_prefix("socket:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| fail(format!("fd {fd} is not a socket: {link}")))
+}
+
+/// Whether any epoll instance of this process watches the socket with
+/// `inode`, read from `/proc/self/fdinfo` (each watched file is a `tfd:`
+/// line with its inode in hex).
+#[cfg(target_os = "linux")]
+fn watched_by_an_epoll(inode: u64) -> io::Result<bool> {
+    let wanted = format!(" ino:{inode:x} ");
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let is_epoll = std::fs::read_link(entry.path())
+            .map(|target| target.to_string_lossy() == "anon_inode:[eventpoll]")
+            .unwrap_or(false);
+        if !is_epoll {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            entry.file_name().to_string_lossy()
+        ))?;
+        if info
+            .lines()
+            .any(|line| line.starts_with("tfd:") && line.contains(&wanted))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A socket joins the loop's epoll only when a task first has to wait on it
+/// (an accepted connection closed at once costs no `epoll_ctl`), still hears
+/// of data that arrives after that first wait, and leaves the epoll when
+/// dropped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_socket_joins_the_poller_at_its_first_wait() {
+    use std::os::fd::AsRawFd;
+    run(WATCHDOG, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server_side, _) = listener.accept().await?;
+        let inode = socket_inode(server_side.as_raw_fd())?;
+        assert!(
+            !watched_by_an_epoll(inode)?,
+            "an accepted socket nobody waited on is not in the epoll"
+        );
+        let reader = aio::create_task(async move {
+            let mut buf = [0; 5];
+            (&server_side).read_exact(&mut buf).await?;
+            Ok::<_, io::Error>((server_side, buf))
+        });
+        // Let the reader find nothing to read and wait.
+        for _ in 0..3 {
+            aio::sleep(Duration::ZERO).await;
+        }
+        assert!(
+            watched_by_an_epoll(inode)?,
+            "a socket a task waits on is in the epoll"
+        );
+        (&client).write_all(b"hello").await?;
+        let (server_side, buf) = join(reader).await?;
+        assert_eq!(&buf, b"hello");
+        drop(server_side);
+        assert!(
+            !watched_by_an_epoll(inode)?,
+            "a dropped socket has left the epoll"
+        );
+        Ok(())
+    });
+}
+
 #[test]
 fn conversions_from_and_to_std() {
     run(WATCHDOG, || async {
@@ -421,6 +503,10 @@ fn conversions_from_and_to_std() {
         let client = TcpStream::try_from(std_client)?;
         assert!(client.nodelay()?, "adopted streams get TCP_NODELAY as well");
         let (server_side, _) = listener.accept().await?;
+        assert!(
+            server_side.nodelay()?,
+            "connections an adopted listener accepts get TCP_NODELAY"
+        );
         (&client).write_all(b"through aio").await?;
         // Back to std: blocking again, and still connected.
         let mut std_server = server_side.into_std()?;

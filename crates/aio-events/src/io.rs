@@ -46,6 +46,11 @@ pub struct IoRegistration {
 
 impl IoRegistration {
     /// Registers `raw` with `event_loop`'s selector.
+    ///
+    /// A selector may put off telling the OS until the first wait (aio's
+    /// selector loop does, where the poller is edge-triggered): an fd the
+    /// OS poller refuses (a regular file under epoll, say) then fails on
+    /// that wait instead of here.
     pub fn new(event_loop: &EventLoop, raw: RawSource) -> Result<IoRegistration, Error> {
         if event_loop.is_closed() {
             return Err(Error::closed());

@@ -89,19 +89,30 @@ pub(crate) fn accept_aborted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::ConnectionAborted
 }
 
-/// The outcome of a non-blocking `connect` once the socket turned writable:
-/// `WouldBlock` while it is still under way (a stale or spurious readiness),
-/// the connect's own error when it failed.
+/// The outcome of a non-blocking `connect` once the socket turned writable
+/// (or is tried before any wait): `WouldBlock` while it is still under way
+/// (a stale, spurious or assumed readiness), the connect's own error when it
+/// failed.
+///
+/// One system call when the connect succeeded: a connected socket has a
+/// peer. Only a socket without one is asked for its pending error, to tell
+/// a failed connect from one still under way.
 pub(crate) fn connect_result(socket: SockRef<'_>) -> io::Result<()> {
-    if let Some(err) = socket.take_error()? {
-        return Err(err);
-    }
     match socket.peer_addr() {
         Ok(_) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+        Err(err) if err.kind() == io::ErrorKind::NotConnected => match socket.take_error()? {
+            Some(err) => Err(err),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        },
         Err(err) => Err(err),
     }
 }
+
+/// Whether a socket `accept` returns inherits `TCP_NODELAY` from its
+/// listener, so that turning it on once on the listener covers every
+/// connection: Linux copies the option into each accepted socket. Elsewhere
+/// each accepted socket gets its own `setsockopt`.
+pub(crate) const ACCEPT_INHERITS_NODELAY: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// A new non-blocking socket: non-blocking from the start where the OS takes
 /// `SOCK_NONBLOCK` (one system call instead of three), made so afterwards

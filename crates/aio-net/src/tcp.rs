@@ -68,6 +68,9 @@ impl TcpListener {
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(sys::LISTEN_BACKLOG)?;
+        if sys::ACCEPT_INHERITS_NODELAY {
+            socket.set_tcp_nodelay(true)?;
+        }
         let inner = Registered::new(event_loop, std::net::TcpListener::from(socket))?;
         Ok(TcpListener { inner })
     }
@@ -83,10 +86,14 @@ impl TcpListener {
     /// asyncio's servers do. Connections reset while queued are skipped.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, addr) = accept::accept(&self.inner, accept_nonblocking).await?;
-        // asyncio sets TCP_NODELAY on every TCP transport. A connection
-        // reset while it waited in the backlog may refuse the option; its
-        // first read reports the reset, so the error is not the accept's.
-        let _ = stream.set_nodelay(true);
+        // asyncio sets TCP_NODELAY on every TCP transport. Where accepted
+        // sockets inherit it, the listener has it and no call is needed.
+        // Elsewhere a connection reset while it waited in the backlog may
+        // refuse the option; its first read reports the reset, so the error
+        // is not the accept's.
+        if !sys::ACCEPT_INHERITS_NODELAY {
+            let _ = stream.set_nodelay(true);
+        }
         let stream = TcpStream {
             inner: Registered::new(self.inner.event_loop(), stream)?,
         };
@@ -130,13 +137,21 @@ fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(std::net:
     }
 }
 
-/// Adopts a std listener: makes it non-blocking and registers it with the
-/// running loop ("no running event loop" outside one).
+/// Adopts a std listener: makes it non-blocking (and, where accepted sockets
+/// inherit it, turns `TCP_NODELAY` on for the connections it will accept)
+/// and registers it with the running loop ("no running event loop" outside
+/// one).
 impl TryFrom<std::net::TcpListener> for TcpListener {
     type Error = io::Error;
 
     fn try_from(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        let inner = Registered::adopt(listener, |l| l.set_nonblocking(true))?;
+        let inner = Registered::adopt(listener, |l| {
+            l.set_nonblocking(true)?;
+            if sys::ACCEPT_INHERITS_NODELAY {
+                SockRef::from(l).set_tcp_nodelay(true)?;
+            }
+            Ok(())
+        })?;
         Ok(TcpListener { inner })
     }
 }

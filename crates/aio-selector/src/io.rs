@@ -224,6 +224,11 @@ const WRITE_READY: u8 = 2;
 /// A source registered for readiness-based I/O (`aio::net`'s sockets).
 struct ReadinessSource {
     raw: RawSource,
+    /// Whether the poller knows the source: in edge mode a source is added
+    /// only when someone first has to wait on it, so a socket that never
+    /// blocks (an accepted connection closed at once, say) costs the poller
+    /// no `epoll_ctl` to add and none to delete.
+    added: bool,
     ready: u8,
     read_waker: Option<std::task::Waker>,
     write_waker: Option<std::task::Waker>,
@@ -234,7 +239,11 @@ struct ReadinessSource {
 /// Where the poller has an edge mode (epoll, kqueue), a source is registered
 /// once for both directions, edge-triggered: an event sets the cached
 /// readiness, an operation that would block clears it, and no system call
-/// re-arms anything. IOCP (Windows) has no edge mode: there a source is
+/// re-arms anything. It is added to the poller on its first wait, not at
+/// registration: until then its readiness is assumed, and adding an fd in
+/// edge mode reports the readiness it already has (epoll's `ep_insert` and
+/// kqueue's `EV_ADD` both check it), so no edge between the `WouldBlock`
+/// and the add is lost. IOCP (Windows) has no edge mode: there a source is
 /// registered oneshot and re-armed for the directions someone waits on.
 pub(crate) struct ReadinessSources {
     sources: Slab<ReadinessSource>,
@@ -261,34 +270,15 @@ impl ReadinessSources {
         }
         let entry = self.sources.vacant_entry();
         let key = entry.key();
-        let (interest, mode, ready) = if self.edge {
-            // Optimistic: try the operation first; the first `WouldBlock`
-            // clears the bit and the next edge sets it again.
-            (
-                Event::all(SOURCE_KEY_BASE + key),
-                PollMode::Edge,
-                READ_READY | WRITE_READY,
-            )
-        } else {
-            (
-                Event::none(SOURCE_KEY_BASE + key),
-                PollMode::Oneshot,
-                READ_READY | WRITE_READY,
-            )
-        };
-        // SAFETY: as for `IoRegistry::add`: the registration is deleted
-        // (`deregister`, or the loop's close) before its owner closes the fd.
-        #[cfg(unix)]
-        unsafe {
-            poller.add_with_mode(raw, interest, mode)?
-        };
-        // SAFETY: as above, for a socket.
-        #[cfg(windows)]
-        unsafe {
-            poller.add_with_mode(raw, interest, mode)?
-        };
+        // Optimistic in both modes: try the operation first; the first
+        // `WouldBlock` clears the bit and the next event sets it again.
+        let ready = READ_READY | WRITE_READY;
+        if !self.edge {
+            add(poller, raw, Event::none(SOURCE_KEY_BASE + key), PollMode::Oneshot)?;
+        }
         entry.insert(ReadinessSource {
             raw,
+            added: !self.edge,
             ready,
             read_waker: None,
             write_waker: None,
@@ -312,6 +302,19 @@ impl ReadinessSources {
         let bit = if read { READ_READY } else { WRITE_READY };
         if source.ready & bit != 0 {
             return std::task::Poll::Ready(Ok(()));
+        }
+        if !source.added {
+            // Edge mode, first wait: the add reports any readiness the
+            // source already has in the next poll.
+            if let Err(err) = add(
+                poller,
+                source.raw,
+                Event::all(SOURCE_KEY_BASE + key),
+                PollMode::Edge,
+            ) {
+                return std::task::Poll::Ready(Err(err));
+            }
+            source.added = true;
         }
         let slot = if read {
             &mut source.read_waker
@@ -378,16 +381,27 @@ impl ReadinessSources {
     }
 
     pub(crate) fn deregister(&mut self, poller: &Poller, key: usize) {
-        if let Some(source) = self.sources.try_remove(key) {
+        if let Some(source) = self.sources.try_remove(key)
+            && source.added
+        {
             let _ = poller.delete(borrow(source.raw));
         }
     }
 
     pub(crate) fn clear(&mut self, poller: &Poller) {
         for source in self.sources.drain() {
-            let _ = poller.delete(borrow(source.raw));
+            if source.added {
+                let _ = poller.delete(borrow(source.raw));
+            }
         }
     }
+}
+
+/// Adds `raw` to the poller.
+fn add(poller: &Poller, raw: RawSource, interest: Event, mode: PollMode) -> io::Result<()> {
+    // SAFETY: as for `IoRegistry::add`: the registration is deleted
+    // (`deregister`, or the loop's close) before its owner closes the fd.
+    unsafe { poller.add_with_mode(raw, interest, mode) }
 }
 
 impl fmt::Debug for ReadinessSources {
