@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: the checks a change must pass, in the order that fails
 //! fastest (formatting, then lints, then tests, then the cross-platform
-//! type-check, then Miri on the platform-independent unsafe code), stopping
-//! at the first failure.
+//! type-check, then the docs' links on Linux and Windows, then Miri on the
+//! platform-independent unsafe code), stopping at the first failure.
 
 use std::process::Command;
 
@@ -34,6 +34,29 @@ pub(crate) fn run() -> Result<(), TaskError> {
                 "ci step {} of {} failed: {error}",
                 index + 1,
                 STEPS.len()
+            ))
+        })?;
+    }
+    // The docs, with every intra-doc link resolved, on this platform and on
+    // Windows (whose crates link to items the other platform lacks).
+    for target in [None, Some("x86_64-pc-windows-gnu")] {
+        let mut doc = cargo(&[
+            "doc",
+            "--no-deps",
+            "--workspace",
+            "--exclude",
+            "aio-benches",
+            "--exclude",
+            "aio-tests",
+        ]);
+        if let Some(target) = target {
+            doc.args(["--target", target]);
+        }
+        doc.env("RUSTDOCFLAGS", "-D warnings");
+        run_echoed(&mut doc).map_err(|error| {
+            TaskError::failed(format!(
+                "ci step doc{} failed: {error}",
+                target.map(|t| format!(" --target {t}")).unwrap_or_default()
             ))
         })?;
     }
@@ -70,6 +93,6 @@ pub(crate) fn run() -> Result<(), TaskError> {
             ))
         })?;
     }
-    println!("xtask ci: all {} steps and Miri passed", STEPS.len());
+    println!("xtask ci: all {} steps, the docs and Miri passed", STEPS.len());
     Ok(())
 }

@@ -105,7 +105,7 @@ pub trait AbstractEventLoop: Any {
     /// Waits for the default executor's threads to finish their queued jobs,
     /// at most `timeout`; later `run_in_executor` calls fail.
     fn shutdown_default_executor(&self, timeout: Duration) -> Result<(), Error>;
-    /// Registers `raw` for readiness-based I/O (see [`IoRegistration`]).
+    /// Registers `raw` for readiness-based I/O (see [`IoRegistration`](crate::IoRegistration)).
     fn io_register(&self, raw: RawSource) -> Result<IoKey, Error> {
         let _ = raw;
         Err(Error::unsupported("readiness-based I/O"))

@@ -17,7 +17,7 @@
 //! - the running-loop registry (thread-local, blind to a forked child);
 //! - [`Task`], [`sleep`], [`to_thread`], [`Handle`], [`TimerHandle`];
 //! - [`Error`] and [`ErrorKind`];
-//! - on Unix, the [`unix::ChildWatcher`] trait; on Windows, the
+//! - on Unix, the `unix::ChildWatcher` trait; on Windows, the
 //!   `windows::HandleWait` of `AbstractEventLoop::wait_for_handle`.
 //!
 //! # Example: a loop of your own behind the `EventLoop` handle
