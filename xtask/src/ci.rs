@@ -40,7 +40,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
     // The docs, with every intra-doc link resolved, on this platform and on
     // Windows (whose crates link to items the other platform lacks).
     for target in [None, Some("x86_64-pc-windows-gnu")] {
-        let mut doc = cargo(&[
+        let mut doc = cargo([
             "doc",
             "--no-deps",
             "--workspace",
