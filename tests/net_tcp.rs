@@ -493,6 +493,62 @@ fn a_socket_joins_the_poller_at_its_first_wait() {
     });
 }
 
+/// A dropped socket whose open file lives on (here through a duplicated
+/// descriptor) may stay in the epoll under its old key after the close: the
+/// next socket registered takes that key, hears readiness that is not its
+/// own, and still reads exactly its own bytes, waiting when it has none.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_closed_socket_whose_file_lives_on_does_not_confuse_the_next() {
+    use std::os::fd::AsFd;
+    run(WATCHDOG, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let old_client = TcpStream::connect(addr).await?;
+        let (old_server, _) = listener.accept().await?;
+        // Make the old server side wait once, so that it is in the epoll.
+        let waiting = aio::create_task(async move {
+            let mut byte = [0; 1];
+            (&old_server).read_exact(&mut byte).await?;
+            Ok::<_, io::Error>(old_server)
+        });
+        aio::sleep(Duration::ZERO).await;
+        (&old_client).write_all(b"x").await?;
+        let old_server = join(waiting).await?;
+        let inode = socket_inode(std::os::fd::AsRawFd::as_raw_fd(&old_server))?;
+        let duplicate = old_server.as_fd().try_clone_to_owned()?;
+        drop(old_server);
+        assert!(
+            watched_by_an_epoll(inode)?,
+            "the open file lives on through the duplicate, and so does its registration"
+        );
+
+        // The next socket registered, the new client, takes the freed key.
+        let new_client = TcpStream::connect(addr).await?;
+        let (new_server, _) = listener.accept().await?;
+        let reader = aio::create_task(async move {
+            let mut buf = [0; 3];
+            (&new_client).read_exact(&mut buf).await?;
+            Ok::<_, io::Error>(buf)
+        });
+        // Readiness of the old file, reported under the old key, while the
+        // new reader has nothing to read.
+        for _ in 0..3 {
+            (&old_client).write_all(b"noise").await?;
+            aio::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!reader.done(), "the reader waits: nothing was sent to it yet");
+        (&new_server).write_all(b"new").await?;
+        assert_eq!(&join(reader).await?, b"new");
+        drop(duplicate);
+        assert!(
+            !watched_by_an_epoll(inode)?,
+            "closing the last descriptor ends the registration"
+        );
+        Ok(())
+    });
+}
+
 #[test]
 fn conversions_from_and_to_std() {
     run(WATCHDOG, || async {

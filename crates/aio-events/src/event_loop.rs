@@ -124,6 +124,13 @@ pub trait AbstractEventLoop: Any {
     fn io_deregister(&self, key: IoKey) {
         let _ = key;
     }
+    /// [`io_deregister`](AbstractEventLoop::io_deregister) for a source
+    /// whose fd its owner closes right after: a selector whose OS poller
+    /// forgets a closed fd by itself (epoll does, once no other descriptor
+    /// shares the open file) may leave the deletion to the close.
+    fn io_deregister_closing(&self, key: IoKey) {
+        self.io_deregister(key);
+    }
     /// Calls `callback` whenever `fd` is readable.
     fn add_reader(&self, fd: RawSource, callback: Box<dyn FnMut()>) -> Result<(), Error> {
         let _ = (fd, callback);

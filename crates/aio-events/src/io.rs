@@ -118,6 +118,20 @@ impl IoRegistration {
     }
 }
 
+impl IoRegistration {
+    /// Deregisters the source whose fd the caller closes right after: the
+    /// loop may leave the deletion from its OS poller to the close (see
+    /// [`AbstractEventLoop::io_deregister_closing`](crate::AbstractEventLoop::io_deregister_closing)).
+    /// Dropping the registration instead always deletes it.
+    pub fn deregister_closing(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the loop handle
+        // is moved out exactly once and dropped here.
+        let event_loop = unsafe { std::ptr::read(&this.event_loop) };
+        event_loop.inner().io_deregister_closing(this.key);
+    }
+}
+
 impl Drop for IoRegistration {
     fn drop(&mut self) {
         self.event_loop.inner().io_deregister(self.key);

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::task::{Context, Poll};
 
 use aio_events::{EventLoop, Interest, IoRegistration, RawSource};
@@ -76,12 +77,13 @@ pub(crate) fn running_loop() -> io::Result<EventLoop> {
 
 /// A non-blocking socket registered with one loop.
 ///
-/// The registration is declared first, so it drops first: the selector
-/// deletes the fd while it is still open (a closed fd number may already
-/// name another file). There is no `Drop` impl, so `into_inner` can take the
-/// fields apart in the same order.
+/// Dropped, it deregisters first and closes second: the selector forgets
+/// the fd while it is still open (a closed fd number may already name
+/// another file), told that the close follows, so that on Linux the close
+/// itself takes the fd out of the epoll. `into_inner` deregisters fully,
+/// as the fd lives on.
 pub(crate) struct Registered<S: Source> {
-    registration: IoRegistration,
+    registration: ManuallyDrop<IoRegistration>,
     io: S,
 }
 
@@ -90,7 +92,10 @@ impl<S: Source> Registered<S> {
     /// is dropped, so closed.
     pub(crate) fn new(event_loop: &EventLoop, io: S) -> io::Result<Registered<S>> {
         let registration = IoRegistration::new(event_loop, io.raw_source()).map_err(aio_events::into_io)?;
-        Ok(Registered { registration, io })
+        Ok(Registered {
+            registration: ManuallyDrop::new(registration),
+            io,
+        })
     }
 
     /// Registers `io` with the running loop, after making it non-blocking
@@ -135,9 +140,22 @@ impl<S: Source> Registered<S> {
     /// Deregisters, then hands back the socket (still open, still
     /// non-blocking).
     pub(crate) fn into_inner(self) -> S {
-        let Registered { registration, io } = self;
-        drop(registration);
-        io
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so each field is moved out once:
+        // the registration dropped (deleted from the poller) while the
+        // socket is still open, the socket handed back.
+        unsafe {
+            drop(ManuallyDrop::take(&mut this.registration));
+            std::ptr::read(&this.io)
+        }
+    }
+}
+
+impl<S: Source> Drop for Registered<S> {
+    fn drop(&mut self) {
+        // SAFETY: the registration is taken once, here; `io` drops (closes)
+        // after this body.
+        unsafe { ManuallyDrop::take(&mut self.registration) }.deregister_closing();
     }
 }
 

@@ -68,6 +68,9 @@ macro_rules! delegate_event_loop {
             fn io_deregister(&self, key: $crate::__private::IoKey) {
                 self.$field.io_deregister(key)
             }
+            fn io_deregister_closing(&self, key: $crate::__private::IoKey) {
+                self.$field.io_deregister_closing(key)
+            }
             fn run_forever(&self, this: &$crate::__private::EventLoop) -> ::std::result::Result<(), $crate::__private::Error> {
                 self.$field.run_forever(this)
             }

@@ -380,9 +380,21 @@ impl ReadinessSources {
         woken
     }
 
-    pub(crate) fn deregister(&mut self, poller: &Poller, key: usize) {
+    /// Forgets a source. `closing`: its owner closes the fd right after,
+    /// and on Linux the close takes it out of the epoll (the kernel drops
+    /// an fd's registration when the last descriptor of its open file
+    /// closes), so no `epoll_ctl` is spent on it.
+    ///
+    /// Should the open file outlive the close (a descriptor duplicated, or
+    /// inherited by a child between its fork and its exec), the epoll keeps
+    /// reporting it under this key until that last descriptor closes too. A
+    /// later source given the same key then hears of readiness that is not
+    /// its own: harmless, as every operation is tried and a `WouldBlock`
+    /// just clears the readiness and waits again.
+    pub(crate) fn deregister(&mut self, poller: &Poller, key: usize, closing: bool) {
         if let Some(source) = self.sources.try_remove(key)
             && source.added
+            && !(closing && CLOSE_LEAVES_THE_POLLER && self.edge)
         {
             let _ = poller.delete(borrow(source.raw));
         }
@@ -396,6 +408,10 @@ impl ReadinessSources {
         }
     }
 }
+
+/// Whether closing an fd takes it out of the poller by itself: epoll's
+/// (the only backend `polling` uses on Linux and Android).
+const CLOSE_LEAVES_THE_POLLER: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// Adds `raw` to the poller.
 fn add(poller: &Poller, raw: RawSource, interest: Event, mode: PollMode) -> io::Result<()> {

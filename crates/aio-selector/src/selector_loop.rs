@@ -574,7 +574,13 @@ impl AbstractEventLoop for SelectorEventLoop {
 
     fn io_deregister(&self, key: IoKey) {
         if let Some(poller) = self.shared.selector.existing_poller() {
-            self.sources.borrow_mut().deregister(poller, key.0);
+            self.sources.borrow_mut().deregister(poller, key.0, false);
+        }
+    }
+
+    fn io_deregister_closing(&self, key: IoKey) {
+        if let Some(poller) = self.shared.selector.existing_poller() {
+            self.sources.borrow_mut().deregister(poller, key.0, true);
         }
     }
 
