@@ -111,10 +111,14 @@ impl Drop for Packed {
     }
 }
 
-/// A sleeping waker; `None` once cancelled.
+/// A sleeping waker, in its slot until it fires or is cancelled. The heap
+/// entry that names the slot also carries `seq`: a slot emptied (or given to
+/// another wake) while that entry waits in the heap no longer matches it.
+/// No `Option` inside, so the slab's vacant entries take the waker's niche
+/// and a slot is 24 bytes, not 32.
 struct WakeSlot {
     seq: u64,
-    waker: Option<Waker>,
+    waker: Waker,
 }
 
 /// What [`TimerHeap::pop_due`] hands out.
@@ -189,10 +193,7 @@ impl TimerHeap {
     pub fn push_wake(&mut self, when: Instant, waker: Waker) -> (usize, u64) {
         self.seq += 1;
         let seq = self.seq;
-        let slot = self.wake_slots.insert(WakeSlot {
-            seq,
-            waker: Some(waker),
-        });
+        let slot = self.wake_slots.insert(WakeSlot { seq, waker });
         let key = self.key(when, seq);
         self.heap.push(Entry {
             key,
@@ -201,39 +202,39 @@ impl TimerHeap {
         (slot, seq)
     }
 
-    fn live_wake_slot(&mut self, slot: usize, seq: u64) -> Option<&mut Option<Waker>> {
-        match self.wake_slots.get_mut(slot) {
-            Some(entry) if entry.seq == seq && entry.waker.is_some() => Some(&mut entry.waker),
-            _ => None,
-        }
+    /// Whether `slot` holds the wake numbered `seq`.
+    fn holds(&self, slot: usize, seq: u64) -> bool {
+        matches!(self.wake_slots.get(slot), Some(entry) if entry.seq == seq)
     }
 
-    /// Cancels a pending wake; a no-op once it fired or was cancelled.
+    /// Cancels a pending wake (its slot is freed at once; the heap entry
+    /// stays until purged); a no-op once it fired or was cancelled.
     pub fn cancel_wake(&mut self, slot: usize, seq: u64) {
-        if let Some(waker) = self.live_wake_slot(slot, seq) {
-            *waker = None;
+        if self.holds(slot, seq) {
+            self.wake_slots.remove(slot);
             self.cancelled.set(self.cancelled.get() + 1);
         }
     }
 
     /// Whether the wake has fired (or was cancelled).
     pub fn wake_done(&self, slot: usize, seq: u64) -> bool {
-        !matches!(self.wake_slots.get(slot), Some(entry) if entry.seq == seq && entry.waker.is_some())
+        !self.holds(slot, seq)
     }
 
     /// Makes a pending wake wake `waker` instead.
     pub fn rearm_wake(&mut self, slot: usize, seq: u64, waker: &Waker) {
-        if let Some(Some(current)) = self.live_wake_slot(slot, seq)
-            && !current.will_wake(waker)
+        if let Some(entry) = self.wake_slots.get_mut(slot)
+            && entry.seq == seq
+            && !entry.waker.will_wake(waker)
         {
-            *current = waker.clone();
+            entry.waker = waker.clone();
         }
     }
 
     fn is_cancelled(&self, entry: &Entry) -> bool {
         entry.callback.with(|callback| match callback {
             Callback::Handle(handle) => handle.cancelled(),
-            Callback::Wake(slot) => self.wake_slots.get(*slot).is_none_or(|s| s.waker.is_none()),
+            Callback::Wake(slot) => !self.holds(*slot, entry.key.seq),
         })
     }
 
@@ -242,7 +243,11 @@ impl TimerHeap {
         match entry.callback.unpack() {
             Callback::Handle(handle) => handle.set_scheduled(false),
             Callback::Wake(slot) => {
-                self.wake_slots.try_remove(slot);
+                // A cancelled wake's slot is gone already, or holds another
+                // wake by now.
+                if self.holds(slot, entry.key.seq) {
+                    self.wake_slots.remove(slot);
+                }
             }
         }
     }
@@ -341,9 +346,9 @@ impl TimerHeap {
                 Some(Due::Handle(handle))
             }
             Callback::Wake(slot) => {
-                let waker = self.wake_slots.try_remove(slot).and_then(|s| s.waker);
                 // Live, since cancelled heads were popped above.
-                waker.map(Due::Waker)
+                debug_assert!(self.holds(slot, entry.key.seq));
+                Some(Due::Waker(self.wake_slots.remove(slot).waker))
             }
         }
     }
