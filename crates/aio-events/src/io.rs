@@ -107,18 +107,6 @@ impl IoRegistration {
         }
     }
 
-    /// Waits until `operation` does not block (the `async` form of
-    /// [`poll_io`](IoRegistration::poll_io)).
-    pub async fn io<T>(
-        &self,
-        interest: Interest,
-        mut operation: impl FnMut() -> io::Result<T>,
-    ) -> io::Result<T> {
-        std::future::poll_fn(|cx| self.poll_io(interest, cx, &mut operation)).await
-    }
-}
-
-impl IoRegistration {
     /// Deregisters the source whose fd the caller closes right after: the
     /// loop may leave the deletion from its OS poller to the close (see
     /// [`AbstractEventLoop::io_deregister_closing`](crate::AbstractEventLoop::io_deregister_closing)).
@@ -129,6 +117,16 @@ impl IoRegistration {
         // is moved out exactly once and dropped here.
         let event_loop = unsafe { std::ptr::read(&this.event_loop) };
         event_loop.inner().io_deregister_closing(this.key);
+    }
+
+    /// Waits until `operation` does not block (the `async` form of
+    /// [`poll_io`](IoRegistration::poll_io)).
+    pub async fn io<T>(
+        &self,
+        interest: Interest,
+        mut operation: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        std::future::poll_fn(|cx| self.poll_io(interest, cx, &mut operation)).await
     }
 }
 

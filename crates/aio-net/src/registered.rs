@@ -2,9 +2,8 @@
 //! that they are released in the one safe order.
 //!
 //! A file of its own because every socket type of this crate is a
-//! [`Registered`] of a std socket: the order of its fields is the whole
-//! argument for "the selector forgets the fd before the fd closes", and it is
-//! made once, here.
+//! [`Registered`] of a std socket: its `Drop` is the whole argument for "the
+//! selector forgets the fd before the fd closes", and it is made once, here.
 
 use std::fmt;
 use std::io;
