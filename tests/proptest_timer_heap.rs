@@ -59,9 +59,13 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    // Offsets from a small range, so that equal deadlines are common.
+    // Offsets mostly from a small range, so that equal deadlines are common;
+    // some beyond the selector's 67 ms timer wheel, and due times past them.
     prop_oneof![
         3 => (0..64u64).prop_map(|offset_ms| Op::Insert { offset_ms }),
+        1 => (64..400u64).prop_map(|offset_ms| Op::Insert { offset_ms }),
+        1 => (64..400u64).prop_map(|offset_ms| Op::InsertWake { offset_ms }),
+        1 => (80..420u64).prop_map(|at_ms| Op::PopDue { at_ms }),
         2 => (0..64u64).prop_map(|offset_ms| Op::InsertWake { offset_ms }),
         3 => (1..60usize, 0..64u64).prop_map(|(count, offset_ms)| Op::InsertMany { count, offset_ms }),
         3 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),

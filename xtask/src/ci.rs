@@ -62,7 +62,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
     }
     // Miri checks the unsafe code of the abstract layer (tasks, wakers,
     // handle pool) on a toy loop with no OS underneath, and the selector's
-    // timer heap (packed handle pointers, the scheduler's reference pool),
+    // timer heap and wheel (packed handle pointers, the scheduler's reference pool),
     // whose unit tests make no system call. It needs nightly, which
     // `.ci/run` installs; the rustup proxy picks it with `+nightly`.
     let miri_runs: [&[&str]; 2] = [
@@ -76,6 +76,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
             "--lib",
             "--",
             "timer_heap",
+            "timer_wheel",
             "scheduler::tests::task_references",
         ],
     ];

@@ -42,6 +42,7 @@ mod scheduler;
 mod selector;
 mod selector_loop;
 mod timer_heap;
+mod timer_wheel;
 
 pub use executor::ThreadPool;
 pub use selector_loop::{

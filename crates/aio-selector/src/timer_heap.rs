@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
@@ -18,6 +17,8 @@ use std::time::Instant;
 
 use aio_events::{Handle, TimerHandle};
 use slab::Slab;
+
+use crate::timer_wheel::{Timed, TimerWheel};
 
 /// Entries (heap and slot table) whose memory `trim` never gives back.
 const KEPT_CAPACITY: usize = 1024;
@@ -144,6 +145,12 @@ impl PartialOrd for Entry {
     }
 }
 
+impl Timed for Entry {
+    fn deadline(&self) -> u64 {
+        self.key.deadline
+    }
+}
+
 impl Ord for Entry {
     // Reversed: `BinaryHeap` is a max-heap and we want the earliest deadline,
     // then the earliest insertion, on top.
@@ -154,7 +161,7 @@ impl Ord for Entry {
 
 /// Scheduled callbacks ordered by deadline, FIFO among equal deadlines.
 pub struct TimerHeap {
-    heap: BinaryHeap<Entry>,
+    heap: TimerWheel<Entry>,
     /// Deadlines are kept as signed nanoseconds from here.
     epoch: Instant,
     wake_slots: Slab<WakeSlot>,
@@ -166,7 +173,7 @@ impl TimerHeap {
     /// An empty heap.
     pub fn new() -> TimerHeap {
         TimerHeap {
-            heap: BinaryHeap::new(),
+            heap: TimerWheel::new(),
             epoch: Instant::now(),
             wake_slots: Slab::new(),
             seq: 0,
@@ -204,7 +211,7 @@ impl TimerHeap {
 
     /// Whether `slot` holds the wake numbered `seq`.
     fn holds(&self, slot: usize, seq: u64) -> bool {
-        matches!(self.wake_slots.get(slot), Some(entry) if entry.seq == seq)
+        holds(&self.wake_slots, slot, seq)
     }
 
     /// Cancels a pending wake (its slot is freed at once; the heap entry
@@ -229,13 +236,6 @@ impl TimerHeap {
         {
             entry.waker = waker.clone();
         }
-    }
-
-    fn is_cancelled(&self, entry: &Entry) -> bool {
-        entry.callback.with(|callback| match callback {
-            Callback::Handle(handle) => handle.cancelled(),
-            Callback::Wake(slot) => !self.holds(*slot, entry.key.seq),
-        })
     }
 
     /// Forgets an entry leaving the heap without firing.
@@ -299,16 +299,21 @@ impl TimerHeap {
     pub fn purge_cancelled(&mut self) {
         let cancelled = self.cancelled.get();
         if self.heap.len() > MIN_SCHEDULED_TIMER_HANDLES && cancelled * 2 > self.heap.len() {
-            let entries = std::mem::take(&mut self.heap).into_vec();
-            let mut live = Vec::with_capacity(entries.len() - cancelled.min(entries.len()));
-            for entry in entries {
-                if self.is_cancelled(&entry) {
-                    self.discard(entry);
-                } else {
-                    live.push(entry);
-                }
-            }
-            self.heap = BinaryHeap::from(live);
+            // A cancelled wake's slot is free already; a cancelled handle is
+            // told it left the heap.
+            let wake_slots = &self.wake_slots;
+            self.heap.retain(|entry| {
+                entry.callback.with(|callback| match callback {
+                    Callback::Handle(handle) => {
+                        let live = !handle.cancelled();
+                        if !live {
+                            handle.set_scheduled(false);
+                        }
+                        live
+                    }
+                    Callback::Wake(slot) => holds(wake_slots, *slot, entry.key.seq),
+                })
+            });
             self.cancelled.set(0);
         } else {
             self.pop_cancelled_heads();
@@ -317,7 +322,7 @@ impl TimerHeap {
 
     fn pop_cancelled_heads(&mut self) {
         while let Some(head) = self.heap.peek() {
-            if !self.is_cancelled(head) {
+            if !is_cancelled(&self.wake_slots, head) {
                 break;
             }
             if let Some(entry) = self.heap.pop() {
@@ -330,13 +335,15 @@ impl TimerHeap {
     /// The earliest live deadline.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.pop_cancelled_heads();
-        self.heap.peek().map(|entry| self.deadline(entry.key))
+        let key = self.heap.peek()?.key;
+        Some(self.deadline(key))
     }
 
     /// Takes the earliest live entry whose deadline is before `end`.
     pub fn pop_due(&mut self, end: Instant) -> Option<Due> {
         self.pop_cancelled_heads();
-        if self.heap.peek()?.key >= self.key(end, 0) {
+        let end = self.key(end, 0);
+        if self.heap.peek()?.key >= end {
             return None;
         }
         let entry = self.heap.pop()?;
@@ -359,10 +366,7 @@ impl TimerHeap {
     /// table is made anew once it is empty. The loop calls this after
     /// taking the due timers.
     pub fn trim(&mut self) {
-        let capacity = self.heap.capacity();
-        if capacity > KEPT_CAPACITY && self.heap.len() < capacity / 8 {
-            self.heap.shrink_to(KEPT_CAPACITY.max(self.heap.len() * 2));
-        }
+        self.heap.trim(KEPT_CAPACITY);
         if self.wake_slots.is_empty() && self.wake_slots.capacity() > KEPT_CAPACITY {
             // Keys of slots gone by carry a sequence number no new slot has.
             self.wake_slots = Slab::new();
@@ -371,7 +375,7 @@ impl TimerHeap {
 
     /// Drops every entry.
     pub fn clear(&mut self) {
-        for entry in std::mem::take(&mut self.heap) {
+        for entry in self.heap.drain() {
             if let Callback::Handle(handle) = entry.callback.unpack() {
                 handle.set_scheduled(false);
             }
@@ -380,6 +384,19 @@ impl TimerHeap {
         self.wake_slots.clear();
         self.cancelled.set(0);
     }
+}
+
+/// Whether `entry` was cancelled (a wake's slot no longer holds it).
+fn is_cancelled(wake_slots: &Slab<WakeSlot>, entry: &Entry) -> bool {
+    entry.callback.with(|callback| match callback {
+        Callback::Handle(handle) => handle.cancelled(),
+        Callback::Wake(slot) => !holds(wake_slots, *slot, entry.key.seq),
+    })
+}
+
+/// Whether `slot` of `wake_slots` holds the wake numbered `seq`.
+fn holds(wake_slots: &Slab<WakeSlot>, slot: usize, seq: u64) -> bool {
+    matches!(wake_slots.get(slot), Some(entry) if entry.seq == seq)
 }
 
 impl Default for TimerHeap {
