@@ -17,7 +17,8 @@
 //!
 //! What is here: the ready queue and its thread-safe twin with coalesced
 //! wake-ups, the [`TimerHeap`] with asyncio's
-//! lazy cancellation, the task set, level-triggered reader and writer
+//! lazy cancellation (its entries kept in a wheel of sorted ~1 ms buckets
+//! rather than one binary heap), the task set, level-triggered reader and writer
 //! callbacks, and the default executor ([`ThreadPool`]).
 //!
 //! # Example

@@ -5,6 +5,8 @@
 //! head, unless more than 100 timers are scheduled and more than half of them
 //! are cancelled, when the heap is rebuilt without them (asyncio's
 //! `_MIN_SCHEDULED_TIMER_HANDLES` and `_MIN_CANCELLED_TIMER_HANDLES_FRACTION`).
+//! "Heap" names the role (asyncio's `_scheduled`); the entries themselves
+//! live in a [`TimerWheel`], which keeps the same order.
 
 use std::cell::Cell;
 use std::cmp::Ordering;
