@@ -286,6 +286,18 @@ impl ReadinessSources {
         Ok(key)
     }
 
+    /// Whether the readiness of `read` (or write) is cached for `key`: the
+    /// whole of a ready poll, kept small so that it inlines.
+    #[inline]
+    pub(crate) fn is_ready(&self, key: usize, read: bool) -> bool {
+        let bit = if read { READ_READY } else { WRITE_READY };
+        self.sources.get(key).is_some_and(|source| source.ready & bit != 0)
+    }
+
+    /// The rest of a poll, after [`is_ready`](ReadinessSources::is_ready)
+    /// said no (or for an unknown key): adds the source to the poller on its
+    /// first wait, keeps the waker, re-arms a oneshot source.
+    #[inline(never)]
     pub(crate) fn poll_ready(
         &mut self,
         poller: &Poller,

@@ -556,14 +556,16 @@ impl AbstractEventLoop for SelectorEventLoop {
     }
 
     fn io_poll_ready(&self, key: IoKey, interest: Interest, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let read = interest == Interest::Read;
+        let mut sources = self.sources.borrow_mut();
+        if sources.is_ready(key.0, read) {
+            return Poll::Ready(Ok(()));
+        }
         // A registered key means the poller exists.
         let Some(poller) = self.shared.selector.existing_poller() else {
             return Poll::Ready(Err(Error::closed()));
         };
-        self.sources
-            .borrow_mut()
-            .poll_ready(poller, key.0, interest == Interest::Read, cx)
-            .map_err(Error::from)
+        sources.poll_ready(poller, key.0, read, cx).map_err(Error::from)
     }
 
     fn io_clear_ready(&self, key: IoKey, interest: Interest) {

@@ -137,6 +137,9 @@ impl<T: Timed> TimerWheel<T> {
     /// Moves the next bucket with entries into the empty `sorted`.
     fn refill(&mut self) {
         debug_assert!(self.sorted.is_empty() && self.front.is_empty());
+        if self.len == 0 {
+            return;
+        }
         loop {
             if self.occupied != 0 {
                 let start = self.cursor % BUCKETS;
