@@ -291,7 +291,9 @@ impl ReadinessSources {
     #[inline]
     pub(crate) fn is_ready(&self, key: usize, read: bool) -> bool {
         let bit = if read { READ_READY } else { WRITE_READY };
-        self.sources.get(key).is_some_and(|source| source.ready & bit != 0)
+        self.sources
+            .get(key)
+            .is_some_and(|source| source.ready & bit != 0)
     }
 
     /// The rest of a poll, after [`is_ready`](ReadinessSources::is_ready)
