@@ -429,8 +429,12 @@ const CLOSE_LEAVES_THE_POLLER: bool = cfg!(any(target_os = "linux", target_os = 
 
 /// Adds `raw` to the poller.
 fn add(poller: &Poller, raw: RawSource, interest: Event, mode: PollMode) -> io::Result<()> {
-    // SAFETY: as for `IoRegistry::add`: the registration is deleted
-    // (`deregister`, or the loop's close) before its owner closes the fd.
+    // SAFETY: `Poller::add_with_mode` asks that the source be deleted before
+    // it is closed. It is (`deregister`, or the loop's close), except for a
+    // socket closing right after its deregistration on Linux and Android
+    // (`CLOSE_LEAVES_THE_POLLER`), whose backend is epoll: there polling's
+    // own `epoll::Poller::add` documents that the condition does not apply
+    // (the kernel forgets a closed file; polling keeps no state per fd).
     unsafe { poller.add_with_mode(raw, interest, mode) }
 }
 

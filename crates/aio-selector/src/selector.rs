@@ -9,7 +9,9 @@
 //! oneshot notifier. A loop that polls every iteration, as asyncio's must,
 //! pays that on every iteration. So on Linux and Android the loop still
 //! registers every fd through `polling` (so keys, modes and the safety
-//! contract stay polling's), but it waits with one `epoll_pwait` on the
+//! contract stay polling's, whose epoll backend lets a socket close without
+//! a delete first: `io.rs` uses that for sockets that are dropped), but it
+//! waits with one `epoll_pwait` on the
 //! poller's own epoll fd (`Poller` exposes it as `AsFd` for this), with the
 //! timeout in the call (millisecond resolution, rounded up, as tokio's), and
 //! it wakes through an eventfd of its own, registered level-triggered: one
