@@ -301,20 +301,19 @@ impl TimerHeap {
     pub fn purge_cancelled(&mut self) {
         let cancelled = self.cancelled.get();
         if self.heap.len() > MIN_SCHEDULED_TIMER_HANDLES && cancelled * 2 > self.heap.len() {
-            // A cancelled wake's slot is free already; a cancelled handle is
-            // told it left the heap.
             let wake_slots = &self.wake_slots;
             self.heap.retain(|entry| {
-                entry.callback.with(|callback| match callback {
-                    Callback::Handle(handle) => {
-                        let live = !handle.cancelled();
-                        if !live {
-                            handle.set_scheduled(false);
-                        }
-                        live
+                if !is_cancelled(wake_slots, entry) {
+                    return true;
+                }
+                // A cancelled handle is told it left the heap; a cancelled
+                // wake's slot is free already.
+                entry.callback.with(|callback| {
+                    if let Callback::Handle(handle) = callback {
+                        handle.set_scheduled(false);
                     }
-                    Callback::Wake(slot) => holds(wake_slots, *slot, entry.key.seq),
-                })
+                });
+                false
             });
             self.cancelled.set(0);
         } else {
