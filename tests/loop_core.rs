@@ -738,6 +738,49 @@ fn panicking_callback_goes_to_the_exception_handler_and_the_loop_goes_on() {
 }
 
 #[test]
+fn panicking_threadsafe_callback_is_reported_and_the_rest_of_its_batch_runs() {
+    // The callbacks another thread posts run as one batch; a panic in the
+    // middle of it is reported under the callback's name and the ones after
+    // it still run, in order, in normal and in debug mode.
+    for debug in [false, true] {
+        let event_loop = new_loop();
+        event_loop.set_debug(debug);
+        let reports = record_exceptions(&event_loop);
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let threadsafe = event_loop.threadsafe();
+        let posted = results.clone();
+        thread::spawn(move || {
+            let push = |word: &'static str| {
+                let results = posted.clone();
+                move || results.lock().unwrap().push(word)
+            };
+            threadsafe.call_soon_threadsafe(push("first")).unwrap();
+            threadsafe
+                .call_soon_threadsafe(|| panic!("threadsafe failure"))
+                .unwrap();
+            threadsafe.call_soon_threadsafe(push("after the panic")).unwrap();
+            threadsafe.call_soon_threadsafe(stop_running_loop).unwrap();
+        })
+        .join()
+        .unwrap();
+        run_forever_within(&event_loop, WATCHDOG);
+        assert_eq!(
+            *results.lock().unwrap(),
+            ["first", "after the panic"],
+            "debug {debug}"
+        );
+        let reports = reports.borrow().clone();
+        assert_eq!(reports.len(), 1, "debug {debug}: {reports:?}");
+        assert!(
+            reports[0].starts_with("Exception in callback a call_soon_threadsafe callback"),
+            "debug {debug}: {:?}",
+            reports[0]
+        );
+        event_loop.close().unwrap();
+    }
+}
+
+#[test]
 fn panicking_timer_callback_goes_to_the_exception_handler() {
     // test_base_events.py: BaseEventLoopTests.test_default_exc_handler_callback
     // (the call_later half)

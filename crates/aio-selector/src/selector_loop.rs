@@ -29,7 +29,7 @@ use slab::Slab;
 
 use crate::executor::ThreadPool;
 use crate::io::{Direction, IoRegistry, RawSource, ReadinessSources, SOURCE_KEY_BASE};
-use crate::scheduler::{Ready, Shared};
+use crate::scheduler::{Ready, Remote, Shared};
 use crate::selector::{ReadyEvent, Scratch, Selector};
 use crate::timer_heap::{Due, TimerHeap};
 
@@ -45,6 +45,9 @@ pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
 /// (asyncio's `_clock_resolution`). `Instant` counts 100 ns ticks on Windows.
 #[cfg(windows)]
 pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(100);
+
+/// The name a `call_soon_threadsafe` callback goes by in reports.
+const REMOTE_CALLBACK: &str = "a call_soon_threadsafe callback";
 
 /// Callbacks slower than this are logged in debug mode
 /// (asyncio's `slow_callback_duration`).
@@ -270,7 +273,17 @@ impl SelectorEventLoop {
             // queue (its own panic report and slow-callback timing).
             let mut batch = self.shared.take_batch();
             for remote in batch.drain(..) {
-                self.run_entry(remote.into_ready(), this);
+                match remote {
+                    // The common entry, run here rather than through the
+                    // whole of `run_entry` (outside debug mode, which times
+                    // each callback there).
+                    Remote::Callback(callback) if !self.debug.get() => {
+                        if let Err(payload) = catch_unwind(AssertUnwindSafe(callback)) {
+                            self.report_panic(this, REMOTE_CALLBACK, &*payload);
+                        }
+                    }
+                    remote => self.run_entry(remote.into_ready(), this),
+                }
             }
             self.shared.recycle_batch(batch);
             return;
@@ -318,9 +331,9 @@ impl SelectorEventLoop {
             }
             Ready::Remote(callback) => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(callback)) {
-                    self.report_panic(this, "a call_soon_threadsafe callback", &*payload);
+                    self.report_panic(this, REMOTE_CALLBACK, &*payload);
                 }
-                "a call_soon_threadsafe callback"
+                REMOTE_CALLBACK
             }
             Ready::Wake(waker) => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
