@@ -220,8 +220,9 @@ pub enum WakeTimer {
     /// An entry of the loop's own: `slot` in its table, `seq` to tell a
     /// reused slot apart.
     Key {
-        /// The slot of the loop's table.
-        slot: usize,
+        /// The slot of the loop's table (32 bits, so that the whole timer
+        /// is 16 bytes and a waiting `sleep` 32).
+        slot: u32,
         /// The entry's unique sequence number.
         seq: u64,
     },

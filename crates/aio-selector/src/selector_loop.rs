@@ -418,26 +418,29 @@ impl AbstractEventLoop for SelectorEventLoop {
             return Err(Error::closed());
         }
         let (slot, seq) = self.timers.borrow_mut().push_wake(when, waker.clone());
+        // Each pending wake takes at least 24 bytes of the slot table: the
+        // process runs out of memory long before 2^32 of them.
+        let slot = u32::try_from(slot).expect("fewer than 2^32 pending sleeps");
         Ok(WakeTimer::Key { slot, seq })
     }
 
     fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
         match timer {
-            WakeTimer::Key { slot, seq } => self.timers.borrow().wake_done(*slot, *seq),
+            WakeTimer::Key { slot, seq } => self.timers.borrow().wake_done(*slot as usize, *seq),
             WakeTimer::Handle(handle) => handle.handle().has_run(),
         }
     }
 
     fn rearm_wake_timer(&self, timer: &mut WakeTimer, waker: &Waker) -> Result<(), Error> {
         if let WakeTimer::Key { slot, seq } = timer {
-            self.timers.borrow_mut().rearm_wake(*slot, *seq, waker);
+            self.timers.borrow_mut().rearm_wake(*slot as usize, *seq, waker);
         }
         Ok(())
     }
 
     fn cancel_wake_timer(&self, timer: &WakeTimer) {
         match timer {
-            WakeTimer::Key { slot, seq } => self.timers.borrow_mut().cancel_wake(*slot, *seq),
+            WakeTimer::Key { slot, seq } => self.timers.borrow_mut().cancel_wake(*slot as usize, *seq),
             WakeTimer::Handle(handle) => handle.cancel(),
         }
     }
