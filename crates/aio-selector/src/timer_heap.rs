@@ -38,10 +38,29 @@ enum Callback {
 /// The order of an entry: its deadline (signed nanoseconds from the heap's
 /// epoch, sign bit flipped so that the unsigned order is the signed one),
 /// then its insertion number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     deadline: u64,
     seq: u64,
+}
+
+impl Key {
+    /// The key as one number, compared without a branch.
+    fn wide(self) -> u128 {
+        (u128::from(self.deadline) << 64) | u128::from(self.seq)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.wide().cmp(&other.wide())
+    }
 }
 
 /// 24 bytes: the key, then the callback packed in one word.
