@@ -86,6 +86,15 @@ pub trait AbstractEventLoop: Any {
     fn is_closed(&self) -> bool;
     /// The scheduler that new tasks push their wake-ups to.
     fn scheduler(&self) -> Arc<dyn Scheduler>;
+    /// [`scheduler`](AbstractEventLoop::scheduler) for a task about to be
+    /// made, or `Closed` once closed: what `create_task` asks first, in one
+    /// call.
+    fn scheduler_if_open(&self) -> Result<Arc<dyn Scheduler>, Error> {
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(self.scheduler())
+    }
     /// Registers a new task in the loop's task set and schedules its first step.
     fn spawn(&self, task: TaskRef) -> Result<(), Error>;
     /// The tasks not yet done (asyncio's `all_tasks`).
@@ -407,10 +416,8 @@ impl EventLoop {
         F: Future + 'static,
         F::Output: 'static,
     {
-        if self.0.is_closed() {
-            return Err(Error::closed());
-        }
-        let (task, task_ref) = crate::task::new_task(future, self.0.scheduler(), self.downgrade());
+        let scheduler = self.0.scheduler_if_open()?;
+        let (task, task_ref) = crate::task::new_task(future, scheduler, self.downgrade());
         self.0.spawn(task_ref)?;
         Ok(task)
     }

@@ -86,6 +86,11 @@ macro_rules! delegate_event_loop {
             fn scheduler(&self) -> ::std::sync::Arc<dyn $crate::__private::Scheduler> {
                 self.$field.scheduler()
             }
+            fn scheduler_if_open(
+                &self,
+            ) -> ::std::result::Result<::std::sync::Arc<dyn $crate::__private::Scheduler>, $crate::__private::Error> {
+                self.$field.scheduler_if_open()
+            }
             fn spawn(&self, task: $crate::__private::TaskRef) -> ::std::result::Result<(), $crate::__private::Error> {
                 self.$field.spawn(task)
             }

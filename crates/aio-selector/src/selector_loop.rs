@@ -488,6 +488,13 @@ impl AbstractEventLoop for SelectorEventLoop {
         Shared::task_scheduler(&self.shared)
     }
 
+    fn scheduler_if_open(&self) -> Result<Arc<dyn Scheduler>, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        Ok(Shared::task_scheduler(&self.shared))
+    }
+
     fn spawn(&self, task: TaskRef) -> Result<(), Error> {
         if self.closed.get() {
             return Err(Error::closed());
