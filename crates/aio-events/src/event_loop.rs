@@ -34,6 +34,14 @@ pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
 pub trait AbstractEventLoop: Any {
     /// Appends `handle` to the ready queue (FIFO). `Closed` once closed.
     fn call_soon(&self, handle: Handle) -> Result<(), Error>;
+    /// [`call_soon`](AbstractEventLoop::call_soon) after the closed check
+    /// `EventLoop` makes first, in one call (the default makes both).
+    fn call_soon_if_open(&self, handle: Handle) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        self.call_soon(handle)
+    }
     /// Schedules `handle` at `when`. `Closed` once closed.
     fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error>;
     /// Wakes `waker` at `when`: the timer of [`sleep`](crate::sleep). The
@@ -270,11 +278,8 @@ impl EventLoop {
 
     /// Schedules `callback` for the next iteration, after those already queued.
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Result<Handle, Error> {
-        if self.0.is_closed() {
-            return Err(Error::closed());
-        }
         let handle = Handle::new(callback);
-        self.0.call_soon(handle.clone())?;
+        self.0.call_soon_if_open(handle.clone())?;
         Ok(handle)
     }
 

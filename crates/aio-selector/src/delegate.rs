@@ -86,6 +86,12 @@ macro_rules! delegate_event_loop {
             fn scheduler(&self) -> ::std::sync::Arc<dyn $crate::__private::Scheduler> {
                 self.$field.scheduler()
             }
+            fn call_soon_if_open(
+                &self,
+                handle: $crate::__private::Handle,
+            ) -> ::std::result::Result<(), $crate::__private::Error> {
+                self.$field.call_soon_if_open(handle)
+            }
             fn scheduler_if_open(
                 &self,
             ) -> ::std::result::Result<::std::sync::Arc<dyn $crate::__private::Scheduler>, $crate::__private::Error> {

@@ -406,6 +406,11 @@ impl AbstractEventLoop for SelectorEventLoop {
         Ok(())
     }
 
+    fn call_soon_if_open(&self, handle: Handle) -> Result<(), Error> {
+        // `call_soon` checks already.
+        self.call_soon(handle)
+    }
+
     fn call_at(&self, when: Instant, handle: Handle) -> Result<TimerHandle, Error> {
         if self.closed.get() {
             return Err(Error::closed());
