@@ -110,6 +110,9 @@ impl<T: Timed> TimerWheel<T> {
 
     /// The first entry.
     pub(crate) fn peek(&mut self) -> Option<&T> {
+        if self.len == 0 {
+            return None;
+        }
         if self.sorted.is_empty() && self.front.is_empty() {
             self.refill();
         }
@@ -122,6 +125,9 @@ impl<T: Timed> TimerWheel<T> {
 
     /// Takes the first entry.
     pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
         if self.sorted.is_empty() && self.front.is_empty() {
             self.refill();
         }
@@ -134,12 +140,11 @@ impl<T: Timed> TimerWheel<T> {
         Some(entry)
     }
 
-    /// Moves the next bucket with entries into the empty `sorted`.
+    /// Moves the next bucket with entries into the empty `sorted`. Out of
+    /// line: it sorts, and most peeks need none of it.
+    #[inline(never)]
     fn refill(&mut self) {
-        debug_assert!(self.sorted.is_empty() && self.front.is_empty());
-        if self.len == 0 {
-            return;
-        }
+        debug_assert!(self.sorted.is_empty() && self.front.is_empty() && self.len > 0);
         loop {
             if self.occupied != 0 {
                 let start = self.cursor % BUCKETS;
