@@ -170,6 +170,10 @@ impl Timed for Entry {
     fn deadline(&self) -> u64 {
         self.key.deadline
     }
+
+    fn seq(&self) -> u64 {
+        self.key.seq
+    }
 }
 
 impl Ord for Entry {

@@ -33,6 +33,69 @@ pub(crate) trait Timed: Ord {
     /// the max-heap `BinaryHeap<Self>` comes first): here the deadline in
     /// nanoseconds, unsigned.
     fn deadline(&self) -> u64;
+    /// The insertion number: among equal deadlines, the smaller first.
+    fn seq(&self) -> u64;
+}
+
+/// Bits of the deadline one radix pass sorts on: two passes cover a bucket.
+const RADIX_BITS: u32 = 10;
+const _: () = assert!(2 * RADIX_BITS == BUCKET_SHIFT);
+/// Buckets smaller than this are sorted by comparison.
+const RADIX_MIN: usize = 256;
+
+/// Puts one bucket's entries in `sorted`'s order (the first entry last).
+///
+/// A bucket whose entries came in insertion order (every push since the
+/// bucket came into the wheel's reach, none pulled from `far`) is sorted by
+/// an LSD radix sort on the deadline's low `BUCKET_SHIFT` bits (the rest is
+/// the bucket number, the same for all): stable, so equal deadlines keep
+/// their insertion order, and two passes over contiguous memory instead of
+/// a comparison sort's branches. Any other bucket is sorted by comparison.
+fn sort_bucket<T: Timed>(entries: &mut Vec<T>, scratch: &mut Vec<T>) {
+    if entries.len() < RADIX_MIN || !entries.is_sorted_by_key(Timed::seq) {
+        entries.sort_unstable();
+        return;
+    }
+    radix_pass(entries, scratch, 0);
+    radix_pass(scratch, entries, RADIX_BITS);
+    // Ascending deadlines, and `sorted` wants the first entry last.
+    entries.reverse();
+}
+
+/// Moves every entry of `from` into `to` (emptied first), stably ordered by
+/// the `RADIX_BITS` bits of the deadline at `shift`.
+fn radix_pass<T: Timed>(from: &mut Vec<T>, to: &mut Vec<T>, shift: u32) {
+    const DIGITS: usize = 1 << RADIX_BITS;
+    let digit = |entry: &T| ((entry.deadline() >> shift) as usize) & (DIGITS - 1);
+    let mut starts = [0usize; DIGITS];
+    for entry in from.iter() {
+        starts[digit(entry)] += 1;
+    }
+    let mut sum = 0;
+    for start in &mut starts {
+        let count = *start;
+        *start = sum;
+        sum += count;
+    }
+    let len = from.len();
+    to.clear();
+    to.reserve(len);
+    // SAFETY: `from` gives up its entries first (length 0: none is dropped
+    // there again, even should this panic); each is then moved exactly once,
+    // to a distinct index below `len` of `to`'s reserved room, since the
+    // starts partition 0..len by digit. `to` takes them over at the end.
+    unsafe {
+        from.set_len(0);
+        let source = from.as_ptr();
+        let target = to.as_mut_ptr();
+        for index in 0..len {
+            let entry = source.add(index);
+            let slot = &mut starts[digit(&*entry)];
+            std::ptr::copy_nonoverlapping(entry, target.add(*slot), 1);
+            *slot += 1;
+        }
+        to.set_len(len);
+    }
 }
 
 fn bucket_of<T: Timed>(entry: &T) -> u64 {
@@ -46,6 +109,8 @@ pub(crate) struct TimerWheel<T: Timed> {
     sorted: Vec<T>,
     /// Entries pushed into a bucket that has come up already.
     front: BinaryHeap<T>,
+    /// Room for a radix sort's other half (empty between sorts).
+    scratch: Vec<T>,
     /// Boxed: 1.5 KiB the loop's own struct need not carry.
     wheel: Box<[Vec<T>; BUCKETS as usize]>,
     /// Bit `i` set when `wheel[i]` holds entries.
@@ -61,6 +126,7 @@ impl<T: Timed> TimerWheel<T> {
         TimerWheel {
             sorted: Vec::new(),
             front: BinaryHeap::new(),
+            scratch: Vec::new(),
             wheel: Box::new(std::array::from_fn(|_| Vec::new())),
             occupied: 0,
             far: BinaryHeap::new(),
@@ -153,7 +219,7 @@ impl<T: Timed> TimerWheel<T> {
                 let index = (bucket % BUCKETS) as usize;
                 self.occupied &= !(1 << index);
                 let mut entries = std::mem::take(&mut self.wheel[index]);
-                entries.sort_unstable();
+                sort_bucket(&mut entries, &mut self.scratch);
                 // The emptied vector serves the bucket next time.
                 self.wheel[index] = std::mem::replace(&mut self.sorted, entries);
                 self.cursor = bucket + 1;
@@ -187,6 +253,7 @@ impl<T: Timed> TimerWheel<T> {
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.sorted.capacity()
+            + self.scratch.capacity()
             + self.front.capacity()
             + self.far.capacity()
             + self.wheel.iter().map(Vec::capacity).sum::<usize>()
@@ -236,6 +303,9 @@ impl<T: Timed> TimerWheel<T> {
         if self.sorted.capacity() > kept && self.sorted.len() < self.sorted.capacity() / 8 {
             self.sorted.shrink_to(kept.max(self.sorted.len() * 2));
         }
+        if self.scratch.capacity() > kept {
+            self.scratch = Vec::new();
+        }
         for bucket in self.wheel.iter_mut() {
             if bucket.is_empty() && bucket.capacity() > KEPT_BUCKET_CAPACITY {
                 *bucket = Vec::new();
@@ -268,6 +338,9 @@ mod tests {
     impl Timed for At {
         fn deadline(&self) -> u64 {
             self.0
+        }
+        fn seq(&self) -> u64 {
+            self.1
         }
     }
 
@@ -335,6 +408,31 @@ mod tests {
             assert_eq!(wheel.pop(), Some(at));
         }
         assert_eq!(wheel.pop(), None);
+    }
+
+    #[test]
+    fn a_bucket_sorts_the_same_by_radix_and_by_comparison() {
+        // One bucket's worth: the same high bits, low bits from a small set
+        // (so that ties are many), in insertion order.
+        let count = if cfg!(miri) { 300 } else { 3_000 };
+        let bucket = 7u64 << BUCKET_SHIFT;
+        let entries: Vec<At> = deadlines(count as u64)
+            .into_iter()
+            .enumerate()
+            .map(|(seq, deadline)| At(bucket | (deadline % 509) << 11, seq as u64))
+            .collect();
+        let mut expected = entries.clone();
+        expected.sort_unstable();
+        let mut radix = entries.clone();
+        sort_bucket(&mut radix, &mut Vec::new());
+        assert_eq!(radix, expected);
+        // Out of insertion order (as after a pull from `far`): by comparison.
+        let mut shuffled = entries;
+        shuffled.swap(0, count - 1);
+        let mut expected = shuffled.clone();
+        expected.sort_unstable();
+        sort_bucket(&mut shuffled, &mut Vec::new());
+        assert_eq!(shuffled, expected);
     }
 
     #[test]
