@@ -781,6 +781,106 @@ fn panicking_threadsafe_callback_is_reported_and_the_rest_of_its_batch_runs() {
 }
 
 #[test]
+fn sleeps_and_callbacks_due_together_keep_their_deadline_order() {
+    // Two sleeping tasks and a `call_later` callback between their
+    // deadlines, all due in the same iteration (the loop is held up past
+    // the last): as in asyncio (checked against CPython 3.13), the callback
+    // runs in that iteration, and in the next the first sleeper resumes,
+    // then the callback's `call_soon`, then the second sleeper.
+    let event_loop = new_loop();
+    let log = journal();
+    let main_log = log.clone();
+    run_until_complete_within(&event_loop, WATCHDOG, async move {
+        let log = main_log;
+        let sleeper = |name: &'static str, delay: u64| {
+            let log = log.clone();
+            aio::create_task(async move {
+                aio::sleep(Duration::from_millis(delay)).await;
+                log.borrow_mut().push(name);
+            })
+        };
+        let first = sleeper("first sleeper", 10);
+        let event_loop = aio::get_running_loop().unwrap();
+        let callback_log = log.clone();
+        let inner = event_loop.clone();
+        event_loop
+            .call_later(Duration::from_millis(20), move || {
+                callback_log.borrow_mut().push("callback");
+                inner.call_soon(note(&callback_log, "its call_soon")).unwrap();
+            })
+            .unwrap();
+        let second = sleeper("second sleeper", 30);
+        // The sleepers' first steps register their timers.
+        aio::sleep(Duration::ZERO).await;
+        std::thread::sleep(Duration::from_millis(60));
+        first.await.unwrap();
+        second.await.unwrap();
+        aio::sleep(Duration::ZERO).await;
+    });
+    assert_eq!(
+        *log.borrow(),
+        ["callback", "first sleeper", "its call_soon", "second sleeper"]
+    );
+    event_loop.close().unwrap();
+}
+
+/// A waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("waker failure");
+    }
+}
+
+#[test]
+fn a_panicking_waker_among_due_sleeps_is_reported_and_the_others_wake() {
+    // Three sleeps due together, the middle one polled with a waker that
+    // panics: the panic goes to the exception handler as the timer's, and
+    // the tasks of the other two still resume, in normal and debug mode.
+    for debug in [false, true] {
+        let event_loop = new_loop();
+        event_loop.set_debug(debug);
+        let reports = record_exceptions(&event_loop);
+        let log = journal();
+        let main_log = log.clone();
+        run_until_complete_within(&event_loop, WATCHDOG, async move {
+            let log = main_log;
+            let sleeper = |name: &'static str| {
+                let log = log.clone();
+                aio::create_task(async move {
+                    aio::sleep(Duration::from_millis(5)).await;
+                    log.borrow_mut().push(name);
+                })
+            };
+            let first = sleeper("first");
+            let mut odd = Box::pin(aio::sleep(Duration::from_millis(5)));
+            let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+            assert!(
+                odd.as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker))
+                    .is_pending()
+            );
+            let last = sleeper("last");
+            aio::sleep(Duration::ZERO).await;
+            std::thread::sleep(Duration::from_millis(20));
+            first.await.unwrap();
+            last.await.unwrap();
+            drop(odd);
+        });
+        assert_eq!(*log.borrow(), ["first", "last"], "debug {debug}");
+        let reports = reports.borrow().clone();
+        assert_eq!(reports.len(), 1, "debug {debug}: {reports:?}");
+        assert!(
+            reports[0].starts_with("Exception in callback a timer's waker"),
+            "debug {debug}: {:?}",
+            reports[0]
+        );
+        event_loop.close().unwrap();
+    }
+}
+
+#[test]
 fn panicking_timer_callback_goes_to_the_exception_handler() {
     // test_base_events.py: BaseEventLoopTests.test_default_exc_handler_callback
     // (the call_later half)

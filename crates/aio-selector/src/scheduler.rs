@@ -38,6 +38,9 @@ pub(crate) enum Ready {
     Remote(Box<dyn FnOnce() + Send>),
     /// A `sleep`'s timer fired.
     Wake(std::task::Waker),
+    /// The wakers of consecutive `sleep` timers that fired in one pass, in
+    /// order (the loop's oldest wake batch).
+    Wakes,
     /// A signal handler rang (`SignalWake`): run the loop's signal hook.
     Signals,
     /// What other threads queued by one drain, in order (`take_batch`).

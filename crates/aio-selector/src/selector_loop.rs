@@ -14,6 +14,7 @@
 //! system call at all; with fds registered, it polls as asyncio does.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -46,6 +47,12 @@ pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
 #[cfg(windows)]
 pub const CLOCK_RESOLUTION: Duration = Duration::from_nanos(100);
 
+/// The name a `sleep`'s timer goes by in reports.
+const TIMER_WAKER: &str = "a timer's waker";
+
+/// Wake batches' vectors above this capacity are not kept for the next.
+const KEPT_WAKE_CAPACITY: usize = 1024;
+
 /// The name a `call_soon_threadsafe` callback goes by in reports.
 const REMOTE_CALLBACK: &str = "a call_soon_threadsafe callback";
 
@@ -58,6 +65,9 @@ pub const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 pub struct SelectorEventLoop {
     shared: Arc<Shared>,
     timers: RefCell<TimerHeap>,
+    /// The wakers that `Ready::Wakes` entries stand for, oldest first, and
+    /// a spare vector for the next batch.
+    wake_batches: RefCell<(VecDeque<Vec<Waker>>, Vec<Waker>)>,
     tasks: RefCell<Slab<TaskRef>>,
     io: RefCell<IoRegistry>,
     sources: RefCell<ReadinessSources>,
@@ -88,6 +98,7 @@ impl SelectorEventLoop {
             sources: RefCell::new(sources),
             shared: Arc::new(Shared::new(selector)),
             timers: RefCell::new(TimerHeap::new()),
+            wake_batches: RefCell::new((VecDeque::new(), Vec::new())),
             tasks: RefCell::new(Slab::new()),
             io: RefCell::new(IoRegistry::default()),
             events: RefCell::new(Vec::with_capacity(64)),
@@ -258,16 +269,59 @@ impl SelectorEventLoop {
             return;
         }
         let end = Instant::now() + CLOCK_RESOLUTION;
+        // Consecutive wakes share one queue entry; a callback between them
+        // keeps its place, so the order of the due timers is the order in
+        // which they run.
+        let mut batches = self.wake_batches.borrow_mut();
+        let (queued, spare) = &mut *batches;
+        let mut wakes = std::mem::take(spare);
         while let Some(due) = timers.pop_due(end) {
-            self.shared.push_local(match due {
-                Due::Handle(handle) => Ready::Callback(handle),
-                Due::Waker(waker) => Ready::Wake(waker),
-            });
+            match due {
+                Due::Waker(waker) => wakes.push(waker),
+                Due::Handle(handle) => {
+                    if !wakes.is_empty() {
+                        queued.push_back(std::mem::take(&mut wakes));
+                        self.shared.push_local(Ready::Wakes);
+                    }
+                    self.shared.push_local(Ready::Callback(handle));
+                }
+            }
+        }
+        if wakes.is_empty() {
+            *spare = wakes;
+        } else {
+            queued.push_back(wakes);
+            self.shared.push_local(Ready::Wakes);
         }
         timers.trim();
     }
 
+    /// Runs the oldest wake batch: each waker as its own entry would, a
+    /// panicking one reported and the rest still woken.
+    fn run_wakes(&self, this: &EventLoop) {
+        let Some(mut wakes) = self.wake_batches.borrow_mut().0.pop_front() else {
+            return;
+        };
+        let debug = self.debug.get();
+        for waker in wakes.drain(..) {
+            if debug {
+                // Debug mode times each wake as an entry of its own.
+                self.run_entry(Ready::Wake(waker), this);
+            } else if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                self.report_panic(this, TIMER_WAKER, &*payload);
+            }
+        }
+        // The emptied vector serves the next batch, unless a burst grew it.
+        if wakes.capacity() <= KEPT_WAKE_CAPACITY {
+            self.wake_batches.borrow_mut().1 = wakes;
+        }
+    }
+
     fn run_entry(&self, entry: Ready, this: &EventLoop) {
+        if let Ready::Wakes = entry {
+            self.run_wakes(this);
+            return;
+        }
         if let Ready::Batch = entry {
             // Each queued entry runs as if it had its own place in the
             // queue (its own panic report and slow-callback timing).
@@ -337,9 +391,9 @@ impl SelectorEventLoop {
             }
             Ready::Wake(waker) => {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
-                    self.report_panic(this, "a timer's waker", &*payload);
+                    self.report_panic(this, TIMER_WAKER, &*payload);
                 }
-                "a timer's waker"
+                TIMER_WAKER
             }
             Ready::Signals => {
                 // Cloned out, so the hook may replace or remove itself.
@@ -355,7 +409,7 @@ impl SelectorEventLoop {
                 self.stopping.set(true);
                 "stop"
             }
-            Ready::Batch => unreachable!("batches are run above"),
+            Ready::Batch | Ready::Wakes => unreachable!("batches are run above"),
         };
         if let Some(started) = started {
             let took = started.elapsed();
@@ -380,6 +434,8 @@ impl SelectorEventLoop {
         self.shared.close();
         self.shared.clear_local();
         self.timers.borrow_mut().clear();
+        // Wakers may wake tasks of this loop; they are dropped, not woken.
+        self.wake_batches.borrow_mut().0.clear();
         let pending: Vec<TaskRef> = self.tasks.borrow_mut().drain().collect();
         for task in pending {
             task.abandon(this);
