@@ -53,6 +53,16 @@ pub trait AbstractEventLoop: Any {
             self.call_at(when, Handle::new(move || waker.wake()))?,
         )))
     }
+    /// [`wake_at`](AbstractEventLoop::wake_at) `delay` from now on the
+    /// loop's clock (a delay beyond the clock's range as good as never), in
+    /// one call: what `sleep` asks.
+    fn wake_after(&self, delay: Duration, waker: &Waker) -> Result<WakeTimer, Error> {
+        let now = self.time();
+        let when = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.wake_at(when, waker)
+    }
     /// Whether the timer has fired (or is gone).
     fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
         match timer {

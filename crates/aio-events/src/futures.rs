@@ -84,13 +84,9 @@ impl Future for Sleep {
             }
             SleepState::Start { delay } => {
                 let event_loop = get_running_loop().expect("no running event loop");
-                let when = event_loop.time().checked_add(*delay).unwrap_or_else(|| {
-                    // Beyond the clock's range: as good as never.
-                    event_loop.time() + Duration::from_secs(100 * 365 * 24 * 3600)
-                });
                 let timer = event_loop
                     .inner()
-                    .wake_at(when, cx.waker())
+                    .wake_after(*delay, cx.waker())
                     .expect("the running loop refused a timer");
                 this.state = SleepState::Waiting { event_loop, timer };
                 Poll::Pending

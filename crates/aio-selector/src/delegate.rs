@@ -86,6 +86,13 @@ macro_rules! delegate_event_loop {
             fn scheduler(&self) -> ::std::sync::Arc<dyn $crate::__private::Scheduler> {
                 self.$field.scheduler()
             }
+            fn wake_after(
+                &self,
+                delay: ::std::time::Duration,
+                waker: &::std::task::Waker,
+            ) -> ::std::result::Result<$crate::__private::WakeTimer, $crate::__private::Error> {
+                self.$field.wake_after(delay, waker)
+            }
             fn call_soon_if_open(
                 &self,
                 handle: $crate::__private::Handle,
