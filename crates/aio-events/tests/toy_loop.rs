@@ -222,6 +222,31 @@ fn tasks_complete_yield_and_return_outputs() {
 }
 
 #[test]
+fn a_closed_loop_of_your_own_refuses_callbacks_and_tasks() {
+    // The toy loop's `call_soon` and `spawn` do not check for closed: the
+    // trait's defaults (`call_soon_if_open`, `scheduler_if_open`) do, as
+    // `EventLoop` always did before calling in.
+    let event_loop = ToyLoop::new();
+    event_loop.close().unwrap();
+    let refused = event_loop.call_soon(|| unreachable!("a closed loop ran a callback"));
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Closed);
+    let refused = event_loop.create_task(async { unreachable!("a closed loop ran a task") });
+    assert_eq!(refused.err().map(|err| err.kind()), Some(ErrorKind::Closed));
+}
+
+#[test]
+fn a_sleep_on_a_loop_of_your_own_goes_through_call_at() {
+    // The toy loop has no timer table of its own: `sleep` reaches it through
+    // the trait's defaults (`wake_after`, then `wake_at` on `call_at`), and
+    // the toy loop runs every `call_at` callback at once.
+    let event_loop = ToyLoop::new();
+    event_loop
+        .run_until_complete(aio_events::sleep(Duration::from_secs(3600)))
+        .unwrap();
+    event_loop.close().unwrap();
+}
+
+#[test]
 fn a_wake_from_another_thread_reaches_the_task() {
     let event_loop = ToyLoop::new();
     let out = event_loop
