@@ -52,10 +52,17 @@
 mod aio_loop;
 mod async_executor_local;
 pub mod countdown;
+#[cfg(not(unix))]
+mod elsewhere;
+#[cfg(unix)]
 mod floor;
+#[cfg(unix)]
 mod floor_churn_udp;
 pub mod live_bytes;
+#[cfg(unix)]
 mod subprocess;
+#[cfg(not(unix))]
+use elsewhere::{floor, subprocess};
 mod tokio_current_thread;
 mod workload;
 

@@ -23,17 +23,10 @@ use std::time::{Duration, Instant};
 
 use crate::{BoxError, Measurement, Workload};
 
-/// Children running at once in `workload`, for the subprocess workloads.
-pub(crate) fn concurrency(workload: Workload) -> Option<u64> {
-    match workload {
-        Workload::Subprocess => Some(1),
-        Workload::Subprocess16 => Some(16),
-        _ => None,
-    }
-}
-
 fn concurrency_of(workload: Workload) -> Result<u64, BoxError> {
-    concurrency(workload).ok_or_else(|| format!("`{workload}` is not a subprocess workload").into())
+    workload
+        .subprocess_concurrency()
+        .ok_or_else(|| format!("`{workload}` is not a subprocess workload").into())
 }
 
 /// aio: `aio::process::Command::new("true").spawn()?.wait().await` on

@@ -170,6 +170,16 @@ pub fn pattern(size: usize) -> Vec<u8> {
 }
 
 impl Workload {
+    /// Children running at once in a subprocess workload; `None` for the
+    /// others.
+    pub fn subprocess_concurrency(self) -> Option<u64> {
+        match self {
+            Workload::Subprocess => Some(1),
+            Workload::Subprocess16 => Some(16),
+            _ => None,
+        }
+    }
+
     /// The connections and message size of a TCP workload; `None` for the
     /// others.
     pub fn tcp_shape(self) -> Option<TcpShape> {
@@ -245,10 +255,11 @@ impl Runtime {
     /// where "the least work the OS allows" means something (I/O,
     /// subprocesses), `floor-blocking` only `tcp_churn` and `udp_pingpong`.
     pub fn supports(self, workload: Workload) -> bool {
-        if crate::subprocess::concurrency(workload).is_some() {
+        if workload.subprocess_concurrency().is_some() {
             // async-executor has no subprocesses; the floor's are
-            // posix_spawnp and waitpid, the same for either backend.
-            return matches!(self, Runtime::Aio | Runtime::Tokio | Runtime::Floor);
+            // posix_spawnp and waitpid, the same for either backend; the
+            // workloads are Unix-only (`src/subprocess.rs`).
+            return cfg!(unix) && matches!(self, Runtime::Aio | Runtime::Tokio | Runtime::Floor);
         }
         match self {
             Runtime::Aio | Runtime::Tokio | Runtime::AsyncExecutor => true,
@@ -266,7 +277,7 @@ impl Runtime {
             Runtime::Aio => crate::aio_loop::measure(workload, count),
             Runtime::Tokio => crate::tokio_current_thread::measure(workload, count),
             Runtime::AsyncExecutor => crate::async_executor_local::measure(workload, count),
-            Runtime::Floor if crate::subprocess::concurrency(workload).is_some() => {
+            Runtime::Floor if workload.subprocess_concurrency().is_some() => {
                 crate::subprocess::floor(workload, count)
             }
             Runtime::Floor => crate::floor::measure(Backend::Polling, workload, count),

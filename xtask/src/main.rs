@@ -26,7 +26,7 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                             fmt, clippy, tests and the Windows type-check, stopping at the first failure
+  ci                             fmt, clippy, tests, Windows clippy, docs and Miri, stopping at the first failure
   bench [--quick] [--strace] [WORKLOAD...]
                                  aio against tokio, async-executor, asyncio, uvloop and the
                                  floors; writes target/bench/report.md and ratios.svg;
