@@ -143,6 +143,14 @@ pub trait AbstractEventLoop: Any {
         let _ = (key, interest, cx);
         Poll::Ready(Err(Error::unsupported("readiness-based I/O")))
     }
+    /// Whether `interest` was reported and not cleared since: the answer of
+    /// a ready [`io_poll_ready`](AbstractEventLoop::io_poll_ready) without
+    /// its waker or its `Result`, for the common case of a source that is
+    /// ready. `false` (the default) sends every poll the long way.
+    fn io_ready(&self, key: IoKey, interest: Interest) -> bool {
+        let _ = (key, interest);
+        false
+    }
     /// Forgets the cached readiness of `interest` (after a `WouldBlock`).
     fn io_clear_ready(&self, key: IoKey, interest: Interest) {
         let _ = (key, interest);

@@ -96,7 +96,9 @@ impl IoRegistration {
         mut operation: impl FnMut() -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
         loop {
-            if let Err(err) = std::task::ready!(self.poll_ready(interest, cx)) {
+            if !self.event_loop.inner().io_ready(self.key, interest)
+                && let Err(err) = std::task::ready!(self.poll_ready(interest, cx))
+            {
                 return Poll::Ready(Err(err));
             }
             match operation() {

@@ -62,6 +62,9 @@ macro_rules! delegate_event_loop {
             ) -> ::std::task::Poll<::std::result::Result<(), $crate::__private::Error>> {
                 self.$field.io_poll_ready(key, interest, cx)
             }
+            fn io_ready(&self, key: $crate::__private::IoKey, interest: $crate::__private::Interest) -> bool {
+                self.$field.io_ready(key, interest)
+            }
             fn io_clear_ready(&self, key: $crate::__private::IoKey, interest: $crate::__private::Interest) {
                 self.$field.io_clear_ready(key, interest)
             }

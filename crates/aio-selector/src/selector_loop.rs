@@ -652,6 +652,10 @@ impl AbstractEventLoop for SelectorEventLoop {
         sources.poll_ready(poller, key.0, read, cx).map_err(Error::from)
     }
 
+    fn io_ready(&self, key: IoKey, interest: Interest) -> bool {
+        self.sources.borrow().is_ready(key.0, interest == Interest::Read)
+    }
+
     fn io_clear_ready(&self, key: IoKey, interest: Interest) {
         self.sources
             .borrow_mut()
