@@ -549,6 +549,52 @@ fn a_closed_socket_whose_file_lives_on_does_not_confuse_the_next() {
     });
 }
 
+/// The registration a closed socket leaves behind (its open file living on
+/// in a duplicate) does not stand in the way when that file comes back
+/// under its old descriptor number (`dup2`) and is adopted again: the first
+/// wait takes the old registration over instead of failing with `EEXIST`.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_back_under_its_old_number_registers_again() {
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+    run(WATCHDOG, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server_side, _) = listener.accept().await?;
+        // Wait once, so that the server side is in the epoll.
+        let waiting = aio::create_task(async move {
+            let mut byte = [0; 1];
+            (&server_side).read_exact(&mut byte).await?;
+            Ok::<_, io::Error>(server_side)
+        });
+        aio::sleep(Duration::ZERO).await;
+        (&client).write_all(b"x").await?;
+        let server_side = join(waiting).await?;
+        let number = server_side.as_raw_fd();
+        let duplicate = server_side.as_fd().try_clone_to_owned()?;
+        drop(server_side);
+        // SAFETY: `number` is free (its socket was just closed); `dup2`
+        // makes it name the duplicate's file again.
+        if unsafe { libc::dup2(duplicate.as_raw_fd(), number) } != number {
+            return Err(io::Error::last_os_error());
+        }
+        drop(duplicate);
+        // SAFETY: `dup2` gave us `number`; it is owned once, here.
+        let again = TcpStream::try_from(unsafe { std::net::TcpStream::from_raw_fd(number) })?;
+        let reader = aio::create_task(async move {
+            let mut buf = [0; 5];
+            (&again).read_exact(&mut buf).await?;
+            Ok::<_, io::Error>((again, buf))
+        });
+        aio::sleep(Duration::from_millis(5)).await;
+        (&client).write_all(b"again").await?;
+        let (again, buf) = join(reader).await?;
+        assert_eq!(&buf, b"again");
+        drop(again);
+        Ok(())
+    });
+}
+
 #[test]
 fn conversions_from_and_to_std() {
     run(WATCHDOG, || async {

@@ -320,12 +320,17 @@ impl ReadinessSources {
         if !source.added {
             // Edge mode, first wait: the add reports any readiness the
             // source already has in the next poll.
-            if let Err(err) = add(
-                poller,
-                source.raw,
-                Event::all(SOURCE_KEY_BASE + key),
-                PollMode::Edge,
-            ) {
+            let interest = Event::all(SOURCE_KEY_BASE + key);
+            let added = match add(poller, source.raw, interest, PollMode::Edge) {
+                // The registration a closed socket left behind (see
+                // `deregister`), its open file back under the same number:
+                // take it over.
+                Err(err) if CLOSE_LEAVES_THE_POLLER && err.kind() == io::ErrorKind::AlreadyExists => {
+                    poller.modify_with_mode(borrow(source.raw), interest, PollMode::Edge)
+                }
+                added => added,
+            };
+            if let Err(err) = added {
                 return std::task::Poll::Ready(Err(err));
             }
             source.added = true;
@@ -404,7 +409,9 @@ impl ReadinessSources {
     /// reporting it under this key until that last descriptor closes too. A
     /// later source given the same key then hears of readiness that is not
     /// its own: harmless, as every operation is tried and a `WouldBlock`
-    /// just clears the readiness and waits again.
+    /// just clears the readiness and waits again. Should that file come back
+    /// under its old number (`dup2`) and be registered anew, the first wait
+    /// finds the old registration (`EEXIST`) and takes it over.
     pub(crate) fn deregister(&mut self, poller: &Poller, key: usize, closing: bool) {
         if let Some(source) = self.sources.try_remove(key)
             && source.added
