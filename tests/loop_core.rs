@@ -123,6 +123,14 @@ fn record_exceptions(event_loop: &EventLoop) -> Rc<RefCell<Vec<String>>> {
     seen
 }
 
+/// Asserts that exactly one report was recorded and that it starts with
+/// `prefix`; `case` names the case in the failure message.
+fn assert_one_report(reports: &Rc<RefCell<Vec<String>>>, prefix: &str, case: &str) {
+    let reports = reports.borrow();
+    assert_eq!(reports.len(), 1, "{case}: {reports:?}");
+    assert!(reports[0].starts_with(prefix), "{case}: {:?}", reports[0]);
+}
+
 /// A shared log of what callbacks did, in order.
 fn journal() -> Rc<RefCell<Vec<&'static str>>> {
     Rc::new(RefCell::new(Vec::new()))
@@ -726,13 +734,7 @@ fn panicking_callback_goes_to_the_exception_handler_and_the_loop_goes_on() {
     event_loop.call_soon(note(&log, "after the panic")).unwrap();
     run_once(&event_loop);
     assert_eq!(*log.borrow(), ["after the panic"]);
-    let reports = reports.borrow().clone();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    assert!(
-        reports[0].starts_with("Exception in callback"),
-        "{:?}",
-        reports[0]
-    );
+    assert_one_report(&reports, "Exception in callback", "");
     assert_eq!(run_until_complete_within(&event_loop, WATCHDOG, async { 7 }), 7);
     event_loop.close().unwrap();
 }
@@ -769,12 +771,10 @@ fn panicking_threadsafe_callback_is_reported_and_the_rest_of_its_batch_runs() {
             ["first", "after the panic"],
             "debug {debug}"
         );
-        let reports = reports.borrow().clone();
-        assert_eq!(reports.len(), 1, "debug {debug}: {reports:?}");
-        assert!(
-            reports[0].starts_with("Exception in callback a call_soon_threadsafe callback"),
-            "debug {debug}: {:?}",
-            reports[0]
+        assert_one_report(
+            &reports,
+            "Exception in callback a call_soon_threadsafe callback",
+            &format!("debug {debug}"),
         );
         event_loop.close().unwrap();
     }
@@ -869,12 +869,10 @@ fn a_panicking_waker_among_due_sleeps_is_reported_and_the_others_wake() {
             drop(odd);
         });
         assert_eq!(*log.borrow(), ["first", "last"], "debug {debug}");
-        let reports = reports.borrow().clone();
-        assert_eq!(reports.len(), 1, "debug {debug}: {reports:?}");
-        assert!(
-            reports[0].starts_with("Exception in callback a timer's waker"),
-            "debug {debug}: {:?}",
-            reports[0]
+        assert_one_report(
+            &reports,
+            "Exception in callback a timer's waker",
+            &format!("debug {debug}"),
         );
         event_loop.close().unwrap();
     }
@@ -891,13 +889,7 @@ fn panicking_timer_callback_goes_to_the_exception_handler() {
         .unwrap();
     let seen = reports.clone();
     run_until(&event_loop, move || !seen.borrow().is_empty());
-    let reports = reports.borrow().clone();
-    assert_eq!(reports.len(), 1, "{reports:?}");
-    assert!(
-        reports[0].starts_with("Exception in callback"),
-        "{:?}",
-        reports[0]
-    );
+    assert_one_report(&reports, "Exception in callback", "");
     event_loop.close().unwrap();
 }
 

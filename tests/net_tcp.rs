@@ -493,6 +493,31 @@ fn a_socket_joins_the_poller_at_its_first_wait() {
     });
 }
 
+/// A connection on `listener` whose server side has waited on the loop once
+/// (so it is in the epoll) and then been dropped while a duplicate of its
+/// descriptor keeps the open file alive: the client, the duplicate, and the
+/// number the dropped socket had.
+#[cfg(target_os = "linux")]
+async fn closed_after_a_wait_with_a_duplicate(
+    listener: &TcpListener,
+) -> io::Result<(TcpStream, std::os::fd::OwnedFd, std::os::fd::RawFd)> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (server_side, _) = listener.accept().await?;
+    let waiting = aio::create_task(async move {
+        let mut byte = [0; 1];
+        (&server_side).read_exact(&mut byte).await?;
+        Ok::<_, io::Error>(server_side)
+    });
+    aio::sleep(Duration::ZERO).await;
+    (&client).write_all(b"x").await?;
+    let server_side = join(waiting).await?;
+    let number = server_side.as_raw_fd();
+    let duplicate = server_side.as_fd().try_clone_to_owned()?;
+    drop(server_side);
+    Ok((client, duplicate, number))
+}
+
 /// A dropped socket whose open file lives on (here through a duplicated
 /// descriptor) may stay in the epoll under its old key after the close: the
 /// next socket registered takes that key, hears readiness that is not its
@@ -500,24 +525,12 @@ fn a_socket_joins_the_poller_at_its_first_wait() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_closed_socket_whose_file_lives_on_does_not_confuse_the_next() {
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
     run(WATCHDOG, || async {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let old_client = TcpStream::connect(addr).await?;
-        let (old_server, _) = listener.accept().await?;
-        // Make the old server side wait once, so that it is in the epoll.
-        let waiting = aio::create_task(async move {
-            let mut byte = [0; 1];
-            (&old_server).read_exact(&mut byte).await?;
-            Ok::<_, io::Error>(old_server)
-        });
-        aio::sleep(Duration::ZERO).await;
-        (&old_client).write_all(b"x").await?;
-        let old_server = join(waiting).await?;
-        let inode = socket_inode(std::os::fd::AsRawFd::as_raw_fd(&old_server))?;
-        let duplicate = old_server.as_fd().try_clone_to_owned()?;
-        drop(old_server);
+        let (old_client, duplicate, _) = closed_after_a_wait_with_a_duplicate(&listener).await?;
+        let inode = socket_inode(duplicate.as_raw_fd())?;
         assert!(
             watched_by_an_epoll(inode)?,
             "the open file lives on through the duplicate, and so does its registration"
@@ -556,23 +569,10 @@ fn a_closed_socket_whose_file_lives_on_does_not_confuse_the_next() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_file_back_under_its_old_number_registers_again() {
-    use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+    use std::os::fd::{AsRawFd, FromRawFd};
     run(WATCHDOG, || async {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let client = TcpStream::connect(listener.local_addr()?).await?;
-        let (server_side, _) = listener.accept().await?;
-        // Wait once, so that the server side is in the epoll.
-        let waiting = aio::create_task(async move {
-            let mut byte = [0; 1];
-            (&server_side).read_exact(&mut byte).await?;
-            Ok::<_, io::Error>(server_side)
-        });
-        aio::sleep(Duration::ZERO).await;
-        (&client).write_all(b"x").await?;
-        let server_side = join(waiting).await?;
-        let number = server_side.as_raw_fd();
-        let duplicate = server_side.as_fd().try_clone_to_owned()?;
-        drop(server_side);
+        let (client, duplicate, number) = closed_after_a_wait_with_a_duplicate(&listener).await?;
         // SAFETY: `number` is free (its socket was just closed); `dup2`
         // makes it name the duplicate's file again.
         if unsafe { libc::dup2(duplicate.as_raw_fd(), number) } != number {
