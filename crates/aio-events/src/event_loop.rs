@@ -155,6 +155,19 @@ pub trait AbstractEventLoop: Any {
     fn io_clear_ready(&self, key: IoKey, interest: Interest) {
         let _ = (key, interest);
     }
+    /// [`io_clear_ready`](AbstractEventLoop::io_clear_ready) then
+    /// [`io_poll_ready`](AbstractEventLoop::io_poll_ready), for an operation
+    /// that just reported `WouldBlock`: one loop call where the loop can make
+    /// it one (the default makes the two).
+    fn io_clear_and_poll_ready(
+        &self,
+        key: IoKey,
+        interest: Interest,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        self.io_clear_ready(key, interest);
+        self.io_poll_ready(key, interest, cx)
+    }
     /// Stops watching a registered source; its pending wakers are dropped.
     fn io_deregister(&self, key: IoKey) {
         let _ = key;

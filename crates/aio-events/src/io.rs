@@ -95,14 +95,17 @@ impl IoRegistration {
         cx: &mut Context<'_>,
         mut operation: impl FnMut() -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
+        let event_loop = self.event_loop.inner();
+        if !event_loop.io_ready(self.key, interest) {
+            std::task::ready!(self.poll_ready(interest, cx))?;
+        }
         loop {
-            if !self.event_loop.inner().io_ready(self.key, interest)
-                && let Err(err) = std::task::ready!(self.poll_ready(interest, cx))
-            {
-                return Poll::Ready(Err(err));
-            }
             match operation() {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.clear_ready(interest),
+                Err(err) if would_block(&err) => {
+                    // Forget the readiness and wait, in one loop call.
+                    std::task::ready!(event_loop.io_clear_and_poll_ready(self.key, interest, cx))
+                        .map_err(into_io)?;
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 result => return Poll::Ready(result),
             }
@@ -131,6 +134,21 @@ impl IoRegistration {
         std::future::poll_fn(|cx| self.poll_io(interest, cx, &mut operation)).await
     }
 }
+
+/// Whether `err` is `WouldBlock`; on Linux and Android by its errno first
+/// (`EAGAIN`), which costs less than decoding its kind.
+#[inline]
+fn would_block(err: &io::Error) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if err.raw_os_error() == Some(EAGAIN) {
+        return true;
+    }
+    err.kind() == io::ErrorKind::WouldBlock
+}
+
+/// `EAGAIN` (also `EWOULDBLOCK`) on Linux and Android, on every architecture.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EAGAIN: i32 = 11;
 
 impl Drop for IoRegistration {
     fn drop(&mut self) {

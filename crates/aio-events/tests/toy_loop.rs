@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aio_events::{
-    AbstractEventLoop, Error, ErrorKind, EventLoop, ExceptionHandler, Handle, Scheduler, TaskRef,
-    ThreadsafeLoop, ThreadsafeScheduler, TimerHandle,
+    AbstractEventLoop, Error, ErrorKind, EventLoop, ExceptionHandler, Handle, Interest, IoKey,
+    IoRegistration, RawSource, Scheduler, TaskRef, ThreadsafeLoop, ThreadsafeScheduler, TimerHandle,
 };
 
 #[derive(Default)]
@@ -49,7 +49,29 @@ impl ThreadsafeScheduler for ToyScheduler {
     fn stop(&self) {}
 }
 
+/// The toy loop's readiness table, one readable flag and waker per source:
+/// what an OS poller would report, set by hand with `make_ready`. It counts
+/// the loop calls `IoRegistration` makes.
+#[derive(Default)]
+struct ToyIo {
+    ready: RefCell<Vec<bool>>,
+    wakers: RefCell<Vec<Option<std::task::Waker>>>,
+    waits: Cell<usize>,
+    clears: Cell<usize>,
+}
+
+impl ToyIo {
+    fn make_ready(&self, key: usize) {
+        self.ready.borrow_mut()[key] = true;
+        let waker = self.wakers.borrow_mut()[key].take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
 struct ToyLoop {
+    io: Rc<ToyIo>,
     scheduler: Arc<ToyScheduler>,
     callbacks: RefCell<VecDeque<Handle>>,
     tasks: RefCell<Vec<Option<TaskRef>>>,
@@ -61,7 +83,12 @@ struct ToyLoop {
 
 impl ToyLoop {
     fn new() -> EventLoop {
+        ToyLoop::with_io(Rc::default())
+    }
+
+    fn with_io(io: Rc<ToyIo>) -> EventLoop {
         EventLoop::new(ToyLoop {
+            io,
             scheduler: Arc::new(ToyScheduler {
                 owner: thread::current().id(),
                 queues: Mutex::default(),
@@ -179,6 +206,31 @@ impl AbstractEventLoop for ToyLoop {
     }
     fn shutdown_default_executor(&self, _timeout: Duration) -> Result<(), Error> {
         Ok(())
+    }
+    // Readiness-based I/O with the three methods a loop must have; the
+    // fast paths (`io_ready`, `io_clear_and_poll_ready`) keep their defaults.
+    fn io_register(&self, _raw: RawSource) -> Result<IoKey, Error> {
+        self.io.ready.borrow_mut().push(false);
+        self.io.wakers.borrow_mut().push(None);
+        Ok(IoKey(self.io.ready.borrow().len() - 1))
+    }
+    fn io_poll_ready(
+        &self,
+        key: IoKey,
+        interest: Interest,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        assert_eq!(interest, Interest::Read, "the toy loop reads only");
+        if self.io.ready.borrow()[key.0] {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.io.waits.set(self.io.waits.get() + 1);
+        self.io.wakers.borrow_mut()[key.0] = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+    fn io_clear_ready(&self, key: IoKey, _interest: Interest) {
+        self.io.clears.set(self.io.clears.get() + 1);
+        self.io.ready.borrow_mut()[key.0] = false;
     }
 }
 
@@ -344,5 +396,44 @@ fn a_cancelled_future_is_dropped_in_place() {
         .unwrap();
     assert!(task.cancelled());
     assert_eq!(seen.get(), 38);
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn io_on_a_loop_of_your_own_goes_through_the_defaults() {
+    // The toy loop has `io_poll_ready` and `io_clear_ready` only: each poll
+    // of `IoRegistration::poll_io` asks `io_poll_ready` (the default
+    // `io_ready` says "not known ready"), and each `WouldBlock` clears, then
+    // waits (the default `io_clear_and_poll_ready`).
+    let io = Rc::new(ToyIo::default());
+    let event_loop = ToyLoop::with_io(io.clone());
+    let attempts = Rc::new(Cell::new(0));
+    let result = event_loop.run_until_complete({
+        let (io, attempts) = (io.clone(), attempts.clone());
+        async move {
+            let registration = IoRegistration::with_running_loop(0).unwrap();
+            io.make_ready(0);
+            registration
+                .io(Interest::Read, || {
+                    attempts.set(attempts.get() + 1);
+                    if attempts.get() < 3 {
+                        // Readiness comes back after the task waits.
+                        let io = io.clone();
+                        aio_events::get_running_loop()
+                            .unwrap()
+                            .call_soon(move || io.make_ready(0))
+                            .unwrap();
+                        return Err(std::io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(42)
+                })
+                .await
+        }
+    });
+    assert_eq!(result.unwrap().unwrap(), 42);
+    assert_eq!(attempts.get(), 3);
+    assert_eq!(io.clears.get(), 2, "one clear per WouldBlock");
+    assert_eq!(io.waits.get(), 2, "one wait per WouldBlock");
+    assert!(io.ready.borrow()[0], "a success keeps the readiness");
     event_loop.close().unwrap();
 }

@@ -68,6 +68,14 @@ macro_rules! delegate_event_loop {
             fn io_clear_ready(&self, key: $crate::__private::IoKey, interest: $crate::__private::Interest) {
                 self.$field.io_clear_ready(key, interest)
             }
+            fn io_clear_and_poll_ready(
+                &self,
+                key: $crate::__private::IoKey,
+                interest: $crate::__private::Interest,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), $crate::__private::Error>> {
+                self.$field.io_clear_and_poll_ready(key, interest, cx)
+            }
             fn io_deregister(&self, key: $crate::__private::IoKey) {
                 self.$field.io_deregister(key)
             }

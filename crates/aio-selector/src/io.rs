@@ -298,13 +298,16 @@ impl ReadinessSources {
 
     /// The rest of a poll, after [`is_ready`](ReadinessSources::is_ready)
     /// said no (or for an unknown key): adds the source to the poller on its
-    /// first wait, keeps the waker, re-arms a oneshot source.
+    /// first wait, keeps the waker, re-arms a oneshot source. With `clear`,
+    /// the cached readiness is forgotten first (the operation just reported
+    /// `WouldBlock`), so the poll waits.
     #[inline(never)]
     pub(crate) fn poll_ready(
         &mut self,
         poller: &Poller,
         key: usize,
         read: bool,
+        clear: bool,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         let Some(source) = self.sources.get_mut(key) else {
@@ -314,7 +317,9 @@ impl ReadinessSources {
             )));
         };
         let bit = if read { READ_READY } else { WRITE_READY };
-        if source.ready & bit != 0 {
+        if clear {
+            source.ready &= !bit;
+        } else if source.ready & bit != 0 {
             return std::task::Poll::Ready(Ok(()));
         }
         if !source.added {

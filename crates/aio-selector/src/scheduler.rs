@@ -331,8 +331,11 @@ impl Shared {
         true
     }
 
+    /// Declares the loop awake again. A plain store: a caller that still
+    /// sees the loop asleep only writes the wake-up channel once more, and
+    /// the next wait reads that wake-up and returns at once.
     pub(crate) fn leave_sleep(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
+        self.sleeping.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn close(&self) {

@@ -649,7 +649,9 @@ impl AbstractEventLoop for SelectorEventLoop {
         let Some(poller) = self.shared.selector.existing_poller() else {
             return Poll::Ready(Err(Error::closed()));
         };
-        sources.poll_ready(poller, key.0, read, cx).map_err(Error::from)
+        sources
+            .poll_ready(poller, key.0, read, false, cx)
+            .map_err(Error::from)
     }
 
     fn io_ready(&self, key: IoKey, interest: Interest) -> bool {
@@ -660,6 +662,23 @@ impl AbstractEventLoop for SelectorEventLoop {
         self.sources
             .borrow_mut()
             .clear_ready(key.0, interest == Interest::Read);
+    }
+
+    fn io_clear_and_poll_ready(
+        &self,
+        key: IoKey,
+        interest: Interest,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let read = interest == Interest::Read;
+        let mut sources = self.sources.borrow_mut();
+        // A registered key means the poller exists.
+        let Some(poller) = self.shared.selector.existing_poller() else {
+            return Poll::Ready(Err(Error::closed()));
+        };
+        sources
+            .poll_ready(poller, key.0, read, true, cx)
+            .map_err(Error::from)
     }
 
     fn io_deregister(&self, key: IoKey) {
