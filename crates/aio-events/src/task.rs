@@ -19,6 +19,14 @@
 //! and the output are always dropped on the loop's thread: on completion, by
 //! `Task<T>`'s drop, or by [`TaskRef::abandon`] when the loop closes, so when
 //! a foreign thread drops the last reference only plain memory is freed.
+//!
+//! The atomics cost only when another thread may hold a reference: while the
+//! count equals the references the loop's thread knows it holds (the one it
+//! runs or lets go of, and the `Task<T>` handle if alive), no other thread
+//! can reach the task or get a reference without this thread handing one out,
+//! so a step clears and sets state bits, and the task set lets go of its
+//! reference, with plain stores (`held_here_only`); a count of one frees the
+//! block without a read-modify-write.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -141,12 +149,27 @@ fn retain(task: NonNull<Header>) {
 unsafe fn release(task: NonNull<Header>) {
     // SAFETY: the caller holds a reference until here.
     let header = unsafe { header(task) };
-    if header.refs.fetch_sub(1, Ordering::Release) == 1 {
+    // A count of one is ours alone: nobody else can take or give back a
+    // reference, so the block goes without a read-modify-write. The acquire
+    // load pairs with the release of every earlier holder's decrement.
+    if header.refs.load(Ordering::Acquire) == 1 || header.refs.fetch_sub(1, Ordering::Release) == 1 {
         atomic::fence(Ordering::Acquire);
         let destroy = header.vtable.destroy;
         // SAFETY: that was the last reference.
         unsafe { destroy(task) };
     }
+}
+
+/// Whether every reference to the task is held on the loop's thread: the
+/// caller's one and the `Task<T>` handle's, if alive. No other thread can
+/// then reach the state word or the count, nor get a reference without this
+/// thread handing one out, so they may be updated with plain stores until
+/// then. The acquire load pairs with every earlier holder's release.
+///
+/// # Safety
+/// On the loop's thread; the caller holds a reference.
+unsafe fn held_here_only(header: &Header) -> bool {
+    header.refs.load(Ordering::Acquire) == 1 + usize::from(header.handle_alive.get())
 }
 
 static WAKER_VTABLE: RawWakerVTable =
@@ -288,7 +311,13 @@ impl<F: Future + 'static> TaskCell<F> {
         } else {
             drop(result);
         }
-        header.state.fetch_or(COMPLETE | flag, Ordering::AcqRel);
+        // SAFETY: loop thread (the caller's contract), holding a reference.
+        if unsafe { held_here_only(header) } {
+            let state = header.state.load(Ordering::Relaxed);
+            header.state.store(state | COMPLETE | flag, Ordering::Release);
+        } else {
+            header.state.fetch_or(COMPLETE | flag, Ordering::AcqRel);
+        }
         wake_joiner(header);
     }
 
@@ -300,7 +329,14 @@ impl<F: Future + 'static> TaskCell<F> {
         // SAFETY: the loop runs a step while holding a reference, on its
         // thread (the vtable's contract).
         let header = unsafe { header(task) };
-        let previous = header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
+        // SAFETY: as above.
+        let previous = if unsafe { held_here_only(header) } {
+            let state = header.state.load(Ordering::Relaxed);
+            header.state.store(state & !SCHEDULED, Ordering::Release);
+            state
+        } else {
+            header.state.fetch_and(!SCHEDULED, Ordering::AcqRel)
+        };
         if previous & COMPLETE != 0 {
             // A step queued before the task completed: now nothing refers to
             // the task's key any more.
@@ -649,9 +685,10 @@ impl TaskRef {
         self.header().state.load(Ordering::Acquire)
     }
 
-    /// Runs one step of the task on `event_loop`, its own loop. Returns
-    /// `true` when the task is complete and no step of it is queued any
-    /// more, so the loop can drop it from its task set.
+    /// Runs one step of the task on `event_loop`, its own loop, on the
+    /// loop's thread (which holds this `TaskRef`: no other thread may use it
+    /// meanwhile). Returns `true` when the task is complete and no step of
+    /// it is queued any more, so the loop can drop it from its task set.
     pub fn run(&self, event_loop: &EventLoop) -> bool {
         // SAFETY: we hold a reference; loops run steps on their own thread.
         unsafe { (self.header().vtable.run)(self.0, event_loop) }
@@ -718,6 +755,27 @@ impl TaskRef {
     pub fn name(&self) -> &'static str {
         (self.header().vtable.name)()
     }
+
+    /// Drops this reference as a loop lets go of a task leaving its set:
+    /// with a plain store instead of an atomic read-modify-write when the
+    /// only other reference is the task's `Task<T>` handle, held on this
+    /// thread too.
+    ///
+    /// # Safety
+    /// On the loop's thread (the task's own loop).
+    pub unsafe fn release_on_loop_thread(self) {
+        let this = ManuallyDrop::new(self);
+        let header = this.header();
+        // SAFETY: per this function's contract; `this` holds a reference.
+        if header.handle_alive.get() && unsafe { held_here_only(header) } {
+            // Ours and the handle's, and nobody else can get one: the handle
+            // keeps the block.
+            header.refs.store(1, Ordering::Release);
+            return;
+        }
+        // SAFETY: we give up the reference we hold.
+        unsafe { release(this.0) };
+    }
 }
 
 impl Clone for TaskRef {
@@ -744,7 +802,8 @@ impl RawTaskPtr {
     ///
     /// # Safety
     /// The `TaskRef` this pointer came from (or a clone of it) must stay
-    /// alive until this call returns.
+    /// alive until this call returns, held by the loop on its own thread
+    /// (no other thread may use it meanwhile).
     pub unsafe fn run(self, event_loop: &EventLoop) -> bool {
         // SAFETY: the caller keeps a reference alive, so the task is.
         unsafe { (header(self.0).vtable.run)(self.0, event_loop) }

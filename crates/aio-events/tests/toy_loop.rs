@@ -105,7 +105,11 @@ impl ToyLoop {
     fn run_task(&self, this: &EventLoop, task: &TaskRef) {
         let key = task.key();
         if task.run(this) {
-            self.tasks.borrow_mut()[key] = None;
+            let finished = self.tasks.borrow_mut()[key].take();
+            if let Some(finished) = finished {
+                // SAFETY: the toy loop runs on its own thread.
+                unsafe { finished.release_on_loop_thread() };
+            }
         }
     }
 }
@@ -435,5 +439,40 @@ fn io_on_a_loop_of_your_own_goes_through_the_defaults() {
     assert_eq!(io.clears.get(), 2, "one clear per WouldBlock");
     assert_eq!(io.waits.get(), 2, "one wait per WouldBlock");
     assert!(io.ready.borrow()[0], "a success keeps the readiness");
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn tasks_end_with_their_references_wherever_they_are_held() {
+    // A task's count is updated with plain stores while every reference is
+    // on the loop's thread, atomically otherwise: Miri checks here that no
+    // block leaks or is freed early either way.
+    let event_loop = ToyLoop::new();
+    let (give, kept) = std::sync::mpsc::channel::<std::task::Waker>();
+    let keeper = thread::spawn(move || {
+        // Holds a task's waker past the task's end, then wakes and drops it.
+        let waker = kept.recv().unwrap();
+        waker.wake_by_ref();
+        drop(waker);
+    });
+    let outputs = event_loop.run_until_complete(async move {
+        // Ends with its handle dropped first: only the loop holds it.
+        drop(aio_events::create_task(async { 1 }));
+        // Ends while another thread holds its waker.
+        let waker_kept = aio_events::create_task(async move {
+            std::future::poll_fn(|cx| {
+                give.send(cx.waker().clone()).unwrap();
+                std::task::Poll::Ready(())
+            })
+            .await;
+            2
+        });
+        // Ends with only the loop and its handle holding it.
+        let plain = aio_events::create_task(async { 3 });
+        aio_events::sleep(Duration::ZERO).await;
+        (waker_kept.await.unwrap(), plain.await.unwrap())
+    });
+    assert_eq!(outputs.unwrap(), (2, 3));
+    keeper.join().unwrap();
     event_loop.close().unwrap();
 }

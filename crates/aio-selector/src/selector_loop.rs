@@ -366,14 +366,14 @@ impl SelectorEventLoop {
                 // entries leave it only here, after the step, or when the
                 // loop closes, which it cannot while running.
                 if unsafe { raw.run(this) } {
-                    self.tasks.borrow_mut().try_remove(key);
+                    self.forget_task(key);
                 }
                 name
             }
             Ready::Task(task) => {
                 let key = task.key();
                 if task.run(this) {
-                    self.tasks.borrow_mut().try_remove(key);
+                    self.forget_task(key);
                 }
                 if debug { task.name() } else { "" }
             }
@@ -416,6 +416,15 @@ impl SelectorEventLoop {
             if took >= SLOW_CALLBACK_DURATION {
                 log::warn!("Executing {name} took {:.3} seconds", took.as_secs_f64());
             }
+        }
+    }
+
+    /// Drops a finished task from the task set.
+    fn forget_task(&self, key: usize) {
+        let removed = self.tasks.borrow_mut().try_remove(key);
+        if let Some(task) = removed {
+            // SAFETY: the loop runs on its own thread (it is `!Send`).
+            unsafe { task.release_on_loop_thread() };
         }
     }
 
