@@ -118,6 +118,12 @@ impl<S: Source> Registered<S> {
 
     /// Runs `operation` until it does not block (see
     /// [`IoRegistration::poll_io`]).
+    /// Forgets the cached readiness of `interest`: the next operation waits
+    /// for the selector to report it.
+    pub(crate) fn clear_ready(&self, interest: Interest) {
+        self.registration.clear_ready(interest);
+    }
+
     pub(crate) fn poll_io<T>(
         &self,
         interest: Interest,

@@ -89,10 +89,9 @@ pub(crate) fn accept_aborted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::ConnectionAborted
 }
 
-/// The outcome of a non-blocking `connect` once the socket turned writable
-/// (or is tried before any wait): `WouldBlock` while it is still under way
-/// (a stale, spurious or assumed readiness), the connect's own error when it
-/// failed.
+/// The outcome of a non-blocking `connect` once the socket turned writable:
+/// `WouldBlock` while it is still under way (a spurious readiness), the
+/// connect's own error when it failed.
 ///
 /// One system call when the connect succeeded: a connected socket has a
 /// peer. Only a socket without one is asked for its pending error, to tell

@@ -201,6 +201,11 @@ impl TcpStream {
             Err(err) if sys::connect_in_progress(&err) => {}
             Err(err) => return Err(err),
         }
+        // As asyncio's `sock_connect` (and mio, and libuv): wait until the
+        // socket turns writable, then read the outcome. Asking at once costs
+        // two system calls for nothing whenever the handshake takes a round
+        // trip; only on loopback might the connect be done already.
+        stream.inner.clear_ready(Interest::Write);
         stream
             .inner
             .run_io(Interest::Write, || {
