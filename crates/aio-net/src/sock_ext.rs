@@ -114,7 +114,11 @@ impl SockExt for EventLoop {
                 Err(err) => return Err(err),
             }
             let stream = std::net::TcpStream::from(socket);
-            until_ready(self, raw_source(&stream), Interest::Write, || {
+            // As asyncio's `sock_connect`: the outcome is read once the
+            // socket turns writable, not before.
+            let mut watch = watch::FdWatch::new(self, raw_source(&stream), Interest::Write)?;
+            watch.ready().await;
+            until_ready_with(self, raw_source(&stream), Interest::Write, Some(watch), || {
                 sys::connect_result(SockRef::from(&stream))
             })
             .await?;
@@ -141,9 +145,20 @@ async fn until_ready<T>(
     event_loop: &EventLoop,
     source: aio_events::RawSource,
     interest: Interest,
+    operation: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    until_ready_with(event_loop, source, interest, None, operation).await
+}
+
+/// [`until_ready`] with the watch already made (by a caller that waited
+/// once before its first try).
+async fn until_ready_with<T>(
+    event_loop: &EventLoop,
+    source: aio_events::RawSource,
+    interest: Interest,
+    mut watch: Option<watch::FdWatch>,
     mut operation: impl FnMut() -> io::Result<T>,
 ) -> io::Result<T> {
-    let mut watch: Option<watch::FdWatch> = None;
     loop {
         match operation() {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
