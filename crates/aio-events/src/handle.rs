@@ -40,6 +40,8 @@ struct VTable {
     take: unsafe fn(NonNull<Header>, call: bool) -> bool,
     name: fn() -> &'static str,
     layout: Layout,
+    /// `layout`'s size class in the pool.
+    class: Option<usize>,
 }
 
 #[repr(C)]
@@ -54,6 +56,7 @@ impl<F: FnOnce() + 'static> Block<F> {
         take: Self::take,
         name: std::any::type_name::<F>,
         layout: Layout::new::<Block<F>>(),
+        class: crate::pool::size_class(Layout::new::<Block<F>>()),
     };
 
     /// # Safety
@@ -89,7 +92,7 @@ impl Handle {
     /// implementations use this; users get handles from `call_soon`.
     pub fn new<F: FnOnce() + 'static>(callback: F) -> Handle {
         let vtable = &Block::<F>::VTABLE;
-        let block = crate::pool::alloc(vtable.layout).cast::<Block<F>>();
+        let block = crate::pool::alloc_in(vtable.class, vtable.layout).cast::<Block<F>>();
         // SAFETY: `block` is fresh memory with room and alignment for a
         // `Block<F>` (its class or its exact layout).
         unsafe {
@@ -207,11 +210,14 @@ impl Drop for Handle {
         }
         let vtable = header.vtable;
         // SAFETY: the last count: nobody else can reach the block. The
-        // callback (if still there) is dropped, then the memory is freed; a
-        // panic in the callback's destructor leaks the block, nothing worse.
+        // callback (if still there: not after it ran) is dropped, then the
+        // memory is freed; a panic in the callback's destructor leaks the
+        // block, nothing worse.
         unsafe {
-            (vtable.take)(self.0, false);
-            crate::pool::free(self.0.cast(), vtable.layout);
+            if header.state.get() & TAKEN == 0 {
+                (vtable.take)(self.0, false);
+            }
+            crate::pool::free_in(self.0.cast(), vtable.class, vtable.layout);
         }
     }
 }

@@ -179,6 +179,34 @@ pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout) {
     unsafe { alloc::dealloc(block.as_ptr(), layout) };
 }
 
+/// [`alloc`] with `layout`'s class worked out already (`size_class` is a
+/// `const fn`: a callback's table keeps its class), for the handle's hot
+/// path.
+#[inline]
+pub(crate) fn alloc_in(class: Option<usize>, layout: Layout) -> NonNull<u8> {
+    if let Some(class) = class
+        && let Some(block) = POOL.with(|pool| pool.pop(class))
+    {
+        return block;
+    }
+    alloc(layout)
+}
+
+/// [`free`] with `layout`'s class worked out already.
+///
+/// # Safety
+/// As for [`free`]; `class` is `size_class(layout)`.
+#[inline]
+pub(crate) unsafe fn free_in(block: NonNull<u8>, class: Option<usize>, layout: Layout) {
+    if let Some(class) = class
+        && POOL.with(|pool| pool.push(class, block))
+    {
+        return;
+    }
+    // SAFETY: per this function's contract.
+    unsafe { free(block, layout) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
