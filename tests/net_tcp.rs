@@ -424,10 +424,17 @@ fn socket_inode(fd: std::os::fd::RawFd) -> io::Result<u64> {
 }
 
 /// Whether any epoll instance of this process watches the socket with
-/// `inode`, read from `/proc/self/fdinfo` (each watched file is a `tfd:`
-/// line with its inode in hex).
+/// `inode`.
 #[cfg(target_os = "linux")]
 fn watched_by_an_epoll(inode: u64) -> io::Result<bool> {
+    Ok(epoll_events_of(inode)?.is_some())
+}
+
+/// The events an epoll instance of this process watches the socket with
+/// `inode` for, if any, read from `/proc/self/fdinfo` (each watched file is
+/// a `tfd:` line with its event mask and its inode in hex).
+#[cfg(target_os = "linux")]
+fn epoll_events_of(inode: u64) -> io::Result<Option<u32>> {
     let wanted = format!(" ino:{inode:x} ");
     for entry in std::fs::read_dir("/proc/self/fd")? {
         let entry = entry?;
@@ -441,14 +448,20 @@ fn watched_by_an_epoll(inode: u64) -> io::Result<bool> {
             "/proc/self/fdinfo/{}",
             entry.file_name().to_string_lossy()
         ))?;
-        if info
+        let line = info
             .lines()
-            .any(|line| line.starts_with("tfd:") && line.contains(&wanted))
-        {
-            return Ok(true);
+            .find(|line| line.starts_with("tfd:") && line.contains(&wanted));
+        if let Some(line) = line {
+            let events = line
+                .split_whitespace()
+                .skip_while(|word| *word != "events:")
+                .nth(1)
+                .and_then(|mask| u32::from_str_radix(mask, 16).ok())
+                .ok_or_else(|| fail(format!("no event mask in {line:?}")))?;
+            return Ok(Some(events));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// A socket joins the loop's epoll only when a task first has to wait on it
@@ -489,6 +502,64 @@ fn a_socket_joins_the_poller_at_its_first_wait() {
             !watched_by_an_epoll(inode)?,
             "a dropped socket has left the epoll"
         );
+        Ok(())
+    });
+}
+
+/// A socket that waits to read is watched for reading only (its writes
+/// never blocked, so the epoll need not report its send buffer draining);
+/// the first write that blocks adds writing, and the writer hears of room.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_socket_is_watched_for_writing_once_a_write_blocks() {
+    use std::os::fd::AsRawFd;
+    const EPOLLIN: u32 = 0x1;
+    const EPOLLOUT: u32 = 0x4;
+    const BULK: usize = 8 << 20;
+    run(WATCHDOG, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server_side, _) = listener.accept().await?;
+        let server_side = Rc::new(server_side);
+        let inode = socket_inode(server_side.as_raw_fd())?;
+        let reader = aio::create_task({
+            let server_side = server_side.clone();
+            async move {
+                let mut byte = [0; 1];
+                (&*server_side).read_exact(&mut byte).await?;
+                Ok::<_, io::Error>(byte)
+            }
+        });
+        aio::sleep(Duration::ZERO).await;
+        let events =
+            epoll_events_of(inode)?.ok_or_else(|| fail("the reader's socket is not in the epoll"))?;
+        assert_eq!(
+            events & (EPOLLIN | EPOLLOUT),
+            EPOLLIN,
+            "waiting to read watches reading only: {events:#x}"
+        );
+        // More than the socket buffers hold, with nobody reading: the
+        // write blocks and waits for room.
+        let writer = aio::create_task({
+            let server_side = server_side.clone();
+            async move { (&*server_side).write_all(&pattern(BULK)).await }
+        });
+        for _ in 0..3 {
+            aio::sleep(Duration::ZERO).await;
+        }
+        assert!(!writer.done(), "8 MiB fit in the socket buffers");
+        let events = epoll_events_of(inode)?.ok_or_else(|| fail("the socket left the epoll"))?;
+        assert_eq!(
+            events & (EPOLLIN | EPOLLOUT),
+            EPOLLIN | EPOLLOUT,
+            "a blocked write watches writing too: {events:#x}"
+        );
+        let mut received = vec![0; BULK];
+        (&client).read_exact(&mut received).await?;
+        join(writer).await?;
+        assert!(received == pattern(BULK), "the bulk arrived changed");
+        (&client).write_all(b"x").await?;
+        assert_eq!(&join(reader).await?, b"x");
         Ok(())
     });
 }

@@ -20,7 +20,10 @@
 //!
 //! - every socket is non-blocking and registered once, edge-triggered where
 //!   the poller has an edge mode (elsewhere oneshot, re-armed for the one
-//!   direction the endpoint waits on);
+//!   direction the endpoint waits on); edge-triggered, it is watched for
+//!   reading only where its endpoint never waits to write (the UDP sockets
+//!   and the listener of `floor_churn_udp.rs`: see [`Watch`]), both ways
+//!   otherwise;
 //! - each endpoint (here the client and the server end of every connection)
 //!   is a small state machine over one preallocated buffer: write the
 //!   message, read it back (client), or read a message, write it back
@@ -263,7 +266,7 @@ fn tcp(backend: Backend, shape: TcpShape, round_trips: u64) -> Result<Measuremen
         // SAFETY: every stream is deregistered below before it is closed,
         // or else (an early return) the waiter is dropped first, being
         // declared after `endpoints`.
-        unsafe { waiter.register(key, endpoint.stream.as_fd(), endpoint.interest())? };
+        unsafe { waiter.register(key, endpoint.stream.as_fd(), endpoint.interest(), Watch::Both)? };
     }
 
     let mut runnable: Vec<usize> = (0..endpoints.len()).collect();
@@ -306,6 +309,17 @@ pub(crate) enum Interest {
     Writable,
     /// The endpoint is done.
     Nothing,
+}
+
+/// The directions an edge-triggered registration watches for a source's
+/// whole life: reading only for a source that never waits to write (a UDP
+/// socket here, a listener), so that the poller does not report its send
+/// buffer draining after every datagram; both otherwise. (A oneshot
+/// registration is re-armed for the one direction awaited instead.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    Reading,
+    Both,
 }
 
 impl Interest {
@@ -404,11 +418,12 @@ impl Waiter {
         key: usize,
         source: BorrowedFd<'_>,
         interest: Interest,
+        watch: Watch,
     ) -> io::Result<()> {
         match self {
             Waiter::Polling { poller, mode, .. } => {
                 let interest = match mode {
-                    PollMode::Edge => Event::all(key),
+                    PollMode::Edge => Event::new(key, true, watch == Watch::Both),
                     _ => interest.event(key),
                 };
                 // SAFETY: passed on to the caller (see above).
@@ -417,11 +432,16 @@ impl Waiter {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Waiter::Epoll { epoll, .. } => {
                 use rustix::event::epoll::{self as ep, EventData, EventFlags};
+                let out = if watch == Watch::Both {
+                    EventFlags::OUT
+                } else {
+                    EventFlags::empty()
+                };
                 ep::add(
                     epoll,
                     source,
                     EventData::new_u64(key as u64),
-                    EventFlags::IN | EventFlags::OUT | EventFlags::ET,
+                    EventFlags::IN | out | EventFlags::ET,
                 )?;
                 Ok(())
             }

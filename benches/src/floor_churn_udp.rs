@@ -67,7 +67,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSo
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
-use crate::floor::{Backend, EVENTS_PER_WAIT, Interest, Waiter};
+use crate::floor::{Backend, EVENTS_PER_WAIT, Interest, Waiter, Watch};
 use crate::{BoxError, Measurement, UDP_MESSAGE_SIZE, pattern};
 
 /// The poller key of `tcp_churn`'s acceptor.
@@ -199,7 +199,7 @@ impl Connector {
                     // closed, or else (an early return) the waiter is
                     // dropped first, being declared after the connector in
                     // `tcp_churn`.
-                    unsafe { waiter.register(CONNECTOR, stream.as_fd(), interest)? };
+                    unsafe { waiter.register(CONNECTOR, stream.as_fd(), interest, Watch::Both)? };
                     if self.phase == Connecting::InProgress {
                         return Ok(());
                     }
@@ -289,7 +289,14 @@ pub(crate) fn tcp_churn(backend: Backend, connections: u64) -> Result<Measuremen
     let mut waiter = Waiter::new(backend)?;
     // SAFETY: the listener is deregistered below before it is closed, or
     // else (an early return) the waiter is dropped first.
-    unsafe { waiter.register(ACCEPTOR, acceptor.listener.as_fd(), Interest::Readable)? };
+    unsafe {
+        waiter.register(
+            ACCEPTOR,
+            acceptor.listener.as_fd(),
+            Interest::Readable,
+            Watch::Reading,
+        )?
+    };
 
     let mut ready = Vec::with_capacity(EVENTS_PER_WAIT);
     let start = Instant::now();
@@ -465,7 +472,7 @@ pub(crate) fn udp_pingpong(backend: Backend, round_trips: u64) -> Result<Measure
     for (key, end) in ends.iter().enumerate() {
         // SAFETY: every socket is deregistered below before it is closed,
         // or else (an early return) the waiter is dropped first.
-        unsafe { waiter.register(key, end.socket.as_fd(), end.interest())? };
+        unsafe { waiter.register(key, end.socket.as_fd(), end.interest(), Watch::Reading)? };
     }
 
     let mut ready = Vec::with_capacity(EVENTS_PER_WAIT);

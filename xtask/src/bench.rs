@@ -924,7 +924,8 @@ fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: 
          `benches/src/subprocess.rs`). For the I/O workloads (TCP, `tcp_churn`, \
          `udp_pingpong`) they are a single-threaded event loop running the workload's \
          program as a perfect readiness-based runtime would: non-blocking sockets \
-         registered once, edge-triggered; each endpoint tries its operation first and \
+         registered once, edge-triggered (for reading only where the endpoint never waits to \
+         write: the UDP sockets and the listener); each endpoint tries its operation first and \
          gives way on `EAGAIN`; the loop waits only when every endpoint has given way. \
          `floor` waits with `polling`'s `Poller::wait` (five system calls per wait on \
          Linux with polling 3.11) and `floor-epoll` with one `epoll_wait`, as mio and \

@@ -224,11 +224,16 @@ const WRITE_READY: u8 = 2;
 /// A source registered for readiness-based I/O (`aio::net`'s sockets).
 struct ReadinessSource {
     raw: RawSource,
-    /// Whether the poller knows the source: in edge mode a source is added
-    /// only when someone first has to wait on it, so a socket that never
-    /// blocks (an accepted connection closed at once, say) costs the poller
-    /// no `epoll_ctl` to add and none to delete.
-    added: bool,
+    /// The directions the poller watches (`READ_READY`, `WRITE_READY`),
+    /// none until it knows the source: in edge mode a source is added only
+    /// when someone first has to wait on it, so a socket that never blocks
+    /// (an accepted connection closed at once, say) costs the poller no
+    /// `epoll_ctl` to add and none to delete. A first wait to read watches
+    /// reading only (as libuv does): a socket whose writes never block then
+    /// never hears of its send buffer draining (an `EPOLLOUT` edge per
+    /// message sent otherwise, each an event to collect and dispatch). The
+    /// first wait to write watches both.
+    watched: u8,
     ready: u8,
     read_waker: Option<std::task::Waker>,
     write_waker: Option<std::task::Waker>,
@@ -278,7 +283,7 @@ impl ReadinessSources {
         }
         entry.insert(ReadinessSource {
             raw,
-            added: !self.edge,
+            watched: if self.edge { 0 } else { READ_READY | WRITE_READY },
             ready,
             read_waker: None,
             write_waker: None,
@@ -322,23 +327,37 @@ impl ReadinessSources {
         } else if source.ready & bit != 0 {
             return std::task::Poll::Ready(Ok(()));
         }
-        if !source.added {
-            // Edge mode, first wait: the add reports any readiness the
-            // source already has in the next poll.
-            let interest = Event::all(SOURCE_KEY_BASE + key);
-            let added = match add(poller, source.raw, interest, PollMode::Edge) {
-                // The registration a closed socket left behind (see
-                // `deregister`), its open file back under the same number:
-                // take it over.
-                Err(err) if CLOSE_LEAVES_THE_POLLER && err.kind() == io::ErrorKind::AlreadyExists => {
-                    poller.modify_with_mode(borrow(source.raw), interest, PollMode::Edge)
-                }
-                added => added,
+        if source.watched & bit == 0 {
+            // Edge mode, a first wait in this direction: the add (or the
+            // change) reports any readiness the source already has in the
+            // next poll, so no edge since the `WouldBlock` is lost.
+            let watched = if read {
+                source.watched | READ_READY
+            } else {
+                READ_READY | WRITE_READY
             };
-            if let Err(err) = added {
+            let interest = Event::new(
+                SOURCE_KEY_BASE + key,
+                watched & READ_READY != 0,
+                watched & WRITE_READY != 0,
+            );
+            let done = if source.watched != 0 {
+                poller.modify_with_mode(borrow(source.raw), interest, PollMode::Edge)
+            } else {
+                match add(poller, source.raw, interest, PollMode::Edge) {
+                    // The registration a closed socket left behind (see
+                    // `deregister`), its open file back under the same
+                    // number: take it over.
+                    Err(err) if CLOSE_LEAVES_THE_POLLER && err.kind() == io::ErrorKind::AlreadyExists => {
+                        poller.modify_with_mode(borrow(source.raw), interest, PollMode::Edge)
+                    }
+                    added => added,
+                }
+            };
+            if let Err(err) = done {
                 return std::task::Poll::Ready(Err(err));
             }
-            source.added = true;
+            source.watched = watched;
         }
         let slot = if read {
             &mut source.read_waker
@@ -419,7 +438,7 @@ impl ReadinessSources {
     /// finds the old registration (`EEXIST`) and takes it over.
     pub(crate) fn deregister(&mut self, poller: &Poller, key: usize, closing: bool) {
         if let Some(source) = self.sources.try_remove(key)
-            && source.added
+            && source.watched != 0
             && !(closing && CLOSE_LEAVES_THE_POLLER && self.edge)
         {
             let _ = poller.delete(borrow(source.raw));
@@ -428,7 +447,7 @@ impl ReadinessSources {
 
     pub(crate) fn clear(&mut self, poller: &Poller) {
         for source in self.sources.drain() {
-            if source.added {
+            if source.watched != 0 {
                 let _ = poller.delete(borrow(source.raw));
             }
         }
