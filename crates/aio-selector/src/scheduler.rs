@@ -48,20 +48,26 @@ pub(crate) enum Ready {
     Stop,
 }
 
-/// What other threads can queue.
+/// What other threads can queue: 16 bytes, so that a burst of posted
+/// callbacks copies and touches a third less memory than with a variant per
+/// kind (24).
 pub(crate) enum Remote {
     Callback(Box<dyn FnOnce() + Send>),
-    Task(TaskRef),
-    Stop,
+    /// A step of a task woken from another thread, or (`None`) a stop
+    /// request: one variant for both leaves the callback's vtable pointer a
+    /// niche to tell the two variants apart.
+    TaskOrStop(Option<TaskRef>),
 }
+
+const _: () = assert!(std::mem::size_of::<Remote>() == 2 * std::mem::size_of::<usize>());
 
 impl Remote {
     /// The ready-queue entry it stands for.
     pub(crate) fn into_ready(self) -> Ready {
         match self {
             Remote::Callback(callback) => Ready::Remote(callback),
-            Remote::Task(task) => Ready::Task(task),
-            Remote::Stop => Ready::Stop,
+            Remote::TaskOrStop(Some(task)) => Ready::Task(task),
+            Remote::TaskOrStop(None) => Ready::Stop,
         }
     }
 }
@@ -416,7 +422,7 @@ impl Scheduler for Shared {
 
     fn schedule_remote(&self, task: TaskRef) {
         if !self.is_closed() {
-            self.push_remote(Remote::Task(task));
+            self.push_remote(Remote::TaskOrStop(Some(task)));
         }
     }
 
@@ -451,7 +457,7 @@ impl ThreadsafeScheduler for Shared {
         if thread_token() == self.owner {
             self.push_local(Ready::Stop);
         } else {
-            self.push_remote(Remote::Stop);
+            self.push_remote(Remote::TaskOrStop(None));
         }
     }
 }
