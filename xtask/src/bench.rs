@@ -152,8 +152,10 @@ impl Programs {
 /// Runs per workload and runner discarded before counting: the first process
 /// pays for cold page caches and CPU frequency ramps.
 const WARM_UP_RUNS: usize = 1;
-/// Runs per workload and runner that are counted.
-const COUNTED_RUNS: usize = 5;
+/// Runs per workload and runner that are counted: seven, so that one run
+/// caught by this shared machine's slow spells moves a median less than
+/// with five (a full run takes about six minutes on two cores).
+const COUNTED_RUNS: usize = 7;
 /// Counted runs in quick mode.
 const QUICK_COUNTED_RUNS: usize = 3;
 
