@@ -33,6 +33,13 @@ enum Op {
     InsertWake {
         offset_ms: u64,
     },
+    /// `push_wake_from` a sleep's waker, told a present that may lie before
+    /// the deadline, after it, or far from it: only where the queue starts
+    /// may change, never the order.
+    InsertWakeFrom {
+        now_ms: u64,
+        offset_ms: u64,
+    },
     /// Many `push`es at nearby deadlines (to pass the bulk-purge threshold).
     InsertMany {
         count: usize,
@@ -67,6 +74,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (64..400u64).prop_map(|offset_ms| Op::InsertWake { offset_ms }),
         1 => (80..420u64).prop_map(|at_ms| Op::PopDue { at_ms }),
         2 => (0..64u64).prop_map(|offset_ms| Op::InsertWake { offset_ms }),
+        2 => (0..200u64, 0..120u64).prop_map(|(now_ms, offset_ms)| Op::InsertWakeFrom { now_ms, offset_ms }),
         3 => (1..60usize, 0..64u64).prop_map(|(count, offset_ms)| Op::InsertMany { count, offset_ms }),
         3 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         3 => (any::<usize>(), 1..60usize).prop_map(|(pick, count)| Op::CancelMany { pick, count }),
@@ -166,11 +174,25 @@ impl Model {
     }
 
     fn insert(&mut self, heap: &mut TimerHeap, offset_ms: u64, wake: bool) -> Result<(), TestCaseError> {
+        self.insert_from(heap, None, offset_ms, wake)
+    }
+
+    fn insert_from(
+        &mut self,
+        heap: &mut TimerHeap,
+        now_ms: Option<u64>,
+        offset_ms: u64,
+        wake: bool,
+    ) -> Result<(), TestCaseError> {
         let id = self.next_id;
         self.next_id += 1;
         let when = self.base + Duration::from_millis(offset_ms);
         let kind = if wake {
-            let (slot, seq) = heap.push_wake(when, self.waker(id, 0));
+            let waker = self.waker(id, 0);
+            let (slot, seq) = match now_ms {
+                Some(now_ms) => heap.push_wake_from(self.base + Duration::from_millis(now_ms), when, waker),
+                None => heap.push_wake(when, waker),
+            };
             prop_assert!(!heap.wake_done(slot, seq));
             Kind::Wake {
                 slot,
@@ -236,6 +258,9 @@ impl Model {
         match *op {
             Op::Insert { offset_ms } => self.insert(heap, offset_ms, false)?,
             Op::InsertWake { offset_ms } => self.insert(heap, offset_ms, true)?,
+            Op::InsertWakeFrom { now_ms, offset_ms } => {
+                self.insert_from(heap, Some(now_ms), offset_ms, true)?
+            }
             Op::InsertMany { count, offset_ms } => {
                 for i in 0..count {
                     self.insert(heap, offset_ms + (i as u64 % 3), i % 4 == 3)?;

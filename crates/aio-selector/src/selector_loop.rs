@@ -462,6 +462,14 @@ impl SelectorEventLoop {
     }
 }
 
+/// The name of a pending wake in the timer heap.
+fn wake_timer(slot: usize, seq: u64) -> WakeTimer {
+    // Each pending wake takes at least 24 bytes of the slot table: the
+    // process runs out of memory long before 2^32 of them.
+    let slot = u32::try_from(slot).expect("fewer than 2^32 pending sleeps");
+    WakeTimer::Key { slot, seq }
+}
+
 impl AbstractEventLoop for SelectorEventLoop {
     fn call_soon(&self, handle: Handle) -> Result<(), Error> {
         if self.closed.get() {
@@ -488,10 +496,20 @@ impl AbstractEventLoop for SelectorEventLoop {
             return Err(Error::closed());
         }
         let (slot, seq) = self.timers.borrow_mut().push_wake(when, waker.clone());
-        // Each pending wake takes at least 24 bytes of the slot table: the
-        // process runs out of memory long before 2^32 of them.
-        let slot = u32::try_from(slot).expect("fewer than 2^32 pending sleeps");
-        Ok(WakeTimer::Key { slot, seq })
+        Ok(wake_timer(slot, seq))
+    }
+
+    fn wake_after(&self, delay: Duration, waker: &Waker) -> Result<WakeTimer, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let now = Instant::now();
+        // As the trait's default: a delay past the clock's end is a century.
+        let when = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let (slot, seq) = self.timers.borrow_mut().push_wake_from(now, when, waker.clone());
+        Ok(wake_timer(slot, seq))
     }
 
     fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {

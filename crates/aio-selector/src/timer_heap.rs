@@ -223,14 +223,28 @@ impl TimerHeap {
     /// Schedules a wake of `waker` at `when`; returns the slot and sequence
     /// number that name it for [`cancel_wake`](TimerHeap::cancel_wake).
     pub fn push_wake(&mut self, when: Instant, waker: Waker) -> (usize, u64) {
+        self.push_wake_inner(None, when, waker)
+    }
+
+    /// [`push_wake`](TimerHeap::push_wake) for a wake `now` plus a delay:
+    /// the present tells the queue where timers start (see the wheel).
+    pub fn push_wake_from(&mut self, now: Instant, when: Instant, waker: Waker) -> (usize, u64) {
+        self.push_wake_inner(Some(now), when, waker)
+    }
+
+    fn push_wake_inner(&mut self, now: Option<Instant>, when: Instant, waker: Waker) -> (usize, u64) {
         self.seq += 1;
         let seq = self.seq;
         let slot = self.wake_slots.insert(WakeSlot { seq, waker });
         let key = self.key(when, seq);
-        self.heap.push(Entry {
-            key,
-            callback: Packed::new(Callback::Wake(slot)),
-        });
+        let now = now.map(|now| self.key(now, 0).deadline);
+        self.heap.push_from(
+            Entry {
+                key,
+                callback: Packed::new(Callback::Wake(slot)),
+            },
+            now,
+        );
         (slot, seq)
     }
 
