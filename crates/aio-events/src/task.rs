@@ -756,6 +756,11 @@ impl TaskRef {
         (self.header().vtable.name)()
     }
 
+    /// Whether both refer to the same task.
+    pub fn ptr_eq(&self, other: &TaskRef) -> bool {
+        self.0 == other.0
+    }
+
     /// Drops this reference as a loop lets go of a task leaving its set:
     /// with a plain store instead of an atomic read-modify-write when the
     /// only other reference is the task's `Task<T>` handle, held on this

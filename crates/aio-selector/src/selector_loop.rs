@@ -372,7 +372,15 @@ impl SelectorEventLoop {
             }
             Ready::Task(task) => {
                 let key = task.key();
-                if task.run(this) {
+                // Forgotten only if the set still holds this very task under
+                // its key: a stray step must never drop another task.
+                if task.run(this)
+                    && self
+                        .tasks
+                        .borrow()
+                        .get(key)
+                        .is_some_and(|held| held.ptr_eq(&task))
+                {
                     self.forget_task(key);
                 }
                 if debug { task.name() } else { "" }
