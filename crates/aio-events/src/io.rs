@@ -5,7 +5,7 @@
 //! loops: a socket registers its fd (socket on Windows) once, then tries each
 //! operation and, on `WouldBlock`, clears the cached readiness and waits for
 //! the selector to report the fd ready again. [`IoRegistration`] wraps the
-//! four loop methods into that loop ([`IoRegistration::poll_io`]).
+//! loop's I/O methods into that loop ([`IoRegistration::poll_io`]).
 
 use std::fmt;
 use std::io;
@@ -146,7 +146,8 @@ fn would_block(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::WouldBlock
 }
 
-/// `EAGAIN` (also `EWOULDBLOCK`) on Linux and Android, on every architecture.
+/// `EAGAIN` (also `EWOULDBLOCK`) on Linux and Android, on every architecture
+/// Rust builds for (only Alpha numbers it otherwise).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const EAGAIN: i32 = 11;
 
