@@ -297,6 +297,36 @@ impl EventLoop {
         EventLoop(inner)
     }
 
+    /// The handle as a raw pointer that keeps its strong reference, for the
+    /// running-loop registry; [`from_raw`](EventLoop::from_raw) gives it
+    /// back.
+    pub(crate) fn into_raw(self) -> std::ptr::NonNull<dyn AbstractEventLoop> {
+        let raw = Rc::into_raw(self.0).cast_mut();
+        // SAFETY: `Rc::into_raw` never returns null.
+        unsafe { std::ptr::NonNull::new_unchecked(raw) }
+    }
+
+    /// The handle [`into_raw`](EventLoop::into_raw) made.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw`; the reference it keeps is taken over.
+    pub(crate) unsafe fn from_raw(raw: std::ptr::NonNull<dyn AbstractEventLoop>) -> EventLoop {
+        // SAFETY: per this function's contract.
+        EventLoop(unsafe { Rc::from_raw(raw.as_ptr()) })
+    }
+
+    /// A new handle to the loop behind `raw`, which keeps its reference.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and its reference has not been given back.
+    pub(crate) unsafe fn clone_raw(raw: std::ptr::NonNull<dyn AbstractEventLoop>) -> EventLoop {
+        // SAFETY: per this function's contract, the count is at least one.
+        unsafe {
+            Rc::increment_strong_count(raw.as_ptr());
+            EventLoop::from_raw(raw)
+        }
+    }
+
     /// The implementation behind the handle.
     pub fn inner(&self) -> &dyn AbstractEventLoop {
         &*self.0

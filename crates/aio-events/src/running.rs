@@ -7,21 +7,31 @@
 //! for `sleep` and `create_task`, so on Unix a `pthread_atfork` child hook
 //! bumps a fork generation and a read compares that instead.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Error, EventLoop};
+use crate::{AbstractEventLoop, Error, EventLoop};
+
+/// A registry entry: a strong reference to the loop as a raw pointer (its
+/// `RunningGuard` gives it back), and the fork generation it was made in.
+type Entry = (NonNull<dyn AbstractEventLoop>, usize);
 
 thread_local! {
-    static RUNNING: RefCell<Option<(EventLoop, usize)>> = const { RefCell::new(None) };
+    /// No destructor (the guard owns the reference), so that a read is a
+    /// plain thread-local access rather than a state check and a borrow.
+    static RUNNING: Cell<Option<Entry>> = const { Cell::new(None) };
 }
 
 /// Bumped in every forked child, so a registry entry made before the fork no
 /// longer matches.
 static FORK_GENERATION: AtomicUsize = AtomicUsize::new(0);
 
+/// Makes sure a forked child bumps the generation (once per process, as the
+/// first loop starts running: an entry exists only after that).
 #[cfg(unix)]
-fn fork_generation() -> usize {
+fn watch_forks() {
     use std::sync::Once;
     static HOOK: Once = Once::new();
 
@@ -46,20 +56,27 @@ fn fork_generation() -> usize {
             log::warn!("pthread_atfork failed ({rc}): a forked child may see its parent's running loop");
         }
     });
-    FORK_GENERATION.load(Ordering::Relaxed)
 }
 
 #[cfg(not(unix))]
-fn fork_generation() -> usize {
-    FORK_GENERATION.load(Ordering::Relaxed)
+fn watch_forks() {}
+
+/// The running loop's pointer, if an entry of this process (not of the
+/// parent of a fork) is there.
+fn current() -> Option<NonNull<dyn AbstractEventLoop>> {
+    match RUNNING.with(Cell::get) {
+        Some((event_loop, generation)) if generation == FORK_GENERATION.load(Ordering::Relaxed) => {
+            Some(event_loop)
+        }
+        _ => None,
+    }
 }
 
 /// The loop running on this thread, or `None` (asyncio's `_get_running_loop`).
 pub fn try_get_running_loop() -> Option<EventLoop> {
-    RUNNING.with(|slot| match &*slot.borrow() {
-        Some((event_loop, generation)) if *generation == fork_generation() => Some(event_loop.clone()),
-        _ => None,
-    })
+    // SAFETY: the entry's guard holds a strong reference while the entry is
+    // there, and the entry is this thread's.
+    current().map(|event_loop| unsafe { EventLoop::clone_raw(event_loop) })
 }
 
 /// The loop running on this thread; `NoRunningLoop` outside one.
@@ -69,29 +86,42 @@ pub fn get_running_loop() -> Result<EventLoop, Error> {
 
 /// Whether a loop is running on this thread, without cloning it.
 pub(crate) fn with_running_loop<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
-    RUNNING.with(|slot| match &*slot.borrow() {
-        Some((event_loop, generation)) if *generation == fork_generation() => f(Some(event_loop)),
-        _ => f(None),
-    })
+    match current() {
+        Some(event_loop) => {
+            // SAFETY: as in `try_get_running_loop`; `ManuallyDrop` keeps the
+            // borrowed handle from giving back a reference it does not own.
+            let event_loop = ManuallyDrop::new(unsafe { EventLoop::from_raw(event_loop) });
+            f(Some(&event_loop))
+        }
+        None => f(None),
+    }
 }
 
 /// Records `event_loop` as this thread's running loop until the guard drops.
 /// Loops call this as they start running (asyncio's `_run_forever_setup`).
 pub(crate) fn enter(event_loop: &EventLoop) -> RunningGuard {
-    let generation = fork_generation();
-    let previous = RUNNING.with(|slot| slot.replace(Some((event_loop.clone(), generation))));
-    RunningGuard { previous }
+    watch_forks();
+    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    let entry = (event_loop.clone().into_raw(), generation);
+    let previous = RUNNING.with(|slot| slot.replace(Some(entry)));
+    RunningGuard {
+        entry: entry.0,
+        previous,
+    }
 }
 
-/// Restores the previous registry entry when the loop stops running.
+/// Restores the previous registry entry when the loop stops running, and
+/// gives back the reference its own entry held.
 pub(crate) struct RunningGuard {
-    previous: Option<(EventLoop, usize)>,
+    entry: NonNull<dyn AbstractEventLoop>,
+    previous: Option<Entry>,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        // The registry may already be gone while the thread exits.
-        let _ = RUNNING.try_with(|slot| slot.replace(previous));
+        RUNNING.with(|slot| slot.set(self.previous));
+        // SAFETY: `enter` made `entry` with `into_raw`, and nothing reads it
+        // from the registry any more.
+        drop(unsafe { EventLoop::from_raw(self.entry) });
     }
 }
