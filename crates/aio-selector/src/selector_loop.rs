@@ -213,6 +213,10 @@ impl SelectorEventLoop {
 
     /// Polls the OS; `true` when events may have been collected.
     fn poll(&self, timeout: Option<Duration>) -> bool {
+        let mut timeout = timeout;
+        if timeout != Some(Duration::ZERO) && self.shared.spin_for_remote() {
+            timeout = Some(Duration::ZERO);
+        }
         let blocking = timeout != Some(Duration::ZERO);
         let timeout = if blocking && !self.shared.enter_sleep() {
             Some(Duration::ZERO)
