@@ -112,7 +112,7 @@ struct TaskVTable {
     /// `Option<Result<F::Output, Failure>>`.
     take_output: unsafe fn(NonNull<Header>, out: *mut ()),
     /// Drops an output nobody took, reporting an unretrieved panic.
-    release_output: unsafe fn(NonNull<Header>, Option<EventLoop>),
+    release_output: unsafe fn(NonNull<Header>, &WeakEventLoop),
     /// Takes the message of a panic stored for a `Task` nobody awaited.
     take_unretrieved_panic: unsafe fn(NonNull<Header>) -> Option<String>,
     /// Drops the block in place and frees it (the last reference is gone).
@@ -426,7 +426,7 @@ impl<F: Future + 'static> TaskCell<F> {
         }
     }
 
-    unsafe fn release_output(task: NonNull<Header>, event_loop: Option<EventLoop>) {
+    unsafe fn release_output(task: NonNull<Header>, event_loop: &WeakEventLoop) {
         // SAFETY: the caller (the `Task<T>` being dropped) holds a reference.
         unsafe { header(task) }.handle_alive.set(false);
         // SAFETY: loop thread (`Task<T>` is `!Send`).
@@ -438,7 +438,7 @@ impl<F: Future + 'static> TaskCell<F> {
             let context = ExceptionContext::new("Task exception was never retrieved")
                 .with_exception(panic_message(&*payload))
                 .with_task(std::any::type_name::<F>());
-            match event_loop.or_else(crate::running::try_get_running_loop) {
+            match event_loop.upgrade().or_else(crate::running::try_get_running_loop) {
                 Some(event_loop) => event_loop.call_exception_handler(context),
                 None => crate::event_loop::default_exception_handler(&context),
             }
@@ -630,7 +630,7 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         // SAFETY: we hold a reference, on the loop's thread; then we give it up.
         unsafe {
-            (self.header().vtable.release_output)(self.task, self.event_loop.upgrade());
+            (self.header().vtable.release_output)(self.task, &self.event_loop);
             release(self.task);
         }
     }
