@@ -431,6 +431,25 @@ impl SelectorEventLoop {
         }
     }
 
+    /// The waiting half of a readiness poll (`ReadinessSources::poll_ready`),
+    /// forgetting the cached readiness first with `clear`.
+    fn wait_source(
+        &self,
+        sources: &mut ReadinessSources,
+        key: IoKey,
+        read: bool,
+        clear: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        // A registered key means the poller exists.
+        let Some(poller) = self.shared.selector.existing_poller() else {
+            return Poll::Ready(Err(Error::closed()));
+        };
+        sources
+            .poll_ready(poller, key.0, read, clear, cx)
+            .map_err(Error::from)
+    }
+
     /// Drops a finished task from the task set.
     fn forget_task(&self, key: usize) {
         let removed = self.tasks.borrow_mut().try_remove(key);
@@ -684,13 +703,7 @@ impl AbstractEventLoop for SelectorEventLoop {
         if sources.is_ready(key.0, read) {
             return Poll::Ready(Ok(()));
         }
-        // A registered key means the poller exists.
-        let Some(poller) = self.shared.selector.existing_poller() else {
-            return Poll::Ready(Err(Error::closed()));
-        };
-        sources
-            .poll_ready(poller, key.0, read, false, cx)
-            .map_err(Error::from)
+        self.wait_source(&mut sources, key, read, false, cx)
     }
 
     fn io_ready(&self, key: IoKey, interest: Interest) -> bool {
@@ -710,14 +723,7 @@ impl AbstractEventLoop for SelectorEventLoop {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         let read = interest == Interest::Read;
-        let mut sources = self.sources.borrow_mut();
-        // A registered key means the poller exists.
-        let Some(poller) = self.shared.selector.existing_poller() else {
-            return Poll::Ready(Err(Error::closed()));
-        };
-        sources
-            .poll_ready(poller, key.0, read, true, cx)
-            .map_err(Error::from)
+        self.wait_source(&mut self.sources.borrow_mut(), key, read, true, cx)
     }
 
     fn io_deregister(&self, key: IoKey) {
