@@ -1014,6 +1014,27 @@ fn create_task_outside_a_running_loop_panics() {
 }
 
 #[test]
+fn a_sleep_past_the_clocks_end_waits_until_cancelled() {
+    // `Instant + Duration::MAX` overflows: the deadline saturates (a
+    // century ahead) instead of panicking, and the sleep stays pending.
+    let event_loop = new_loop();
+    let task = event_loop
+        .create_task(async { aio::sleep(Duration::MAX).await })
+        .unwrap();
+    let (pending, result) = run_until_complete_within(&event_loop, WATCHDOG, async move {
+        for _ in 0..3 {
+            aio::sleep(Duration::ZERO).await;
+        }
+        let pending = !task.done();
+        task.cancel();
+        (pending, task.await)
+    });
+    assert!(pending, "a sleep of Duration::MAX ended");
+    assert!(result.expect_err("a cancelled sleep").is_cancelled());
+    event_loop.close().unwrap();
+}
+
+#[test]
 fn cancelling_a_sleeping_task_wakes_it_promptly() {
     // test_tasks.py: BaseTaskTests.test_task_cancel_sleeping_task and
     // test_events.py: EventLoopTestsMixin.test_prompt_cancellation

@@ -57,11 +57,7 @@ pub trait AbstractEventLoop: Any {
     /// loop's clock (a delay beyond the clock's range as good as never), in
     /// one call: what `sleep` asks.
     fn wake_after(&self, delay: Duration, waker: &Waker) -> Result<WakeTimer, Error> {
-        let now = self.time();
-        let when = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        self.wake_at(when, waker)
+        self.wake_at(deadline_after(self.time(), delay), waker)
     }
     /// Whether the timer has fired (or is gone).
     fn wake_timer_fired(&self, timer: &WakeTimer) -> bool {
@@ -257,6 +253,14 @@ fn signals_unsupported(method: &str) -> Error {
     } else {
         Error::unsupported(method)
     }
+}
+
+/// `now + delay` for a timer, or a century from `now` where that overflows
+/// the clock: a delay that long is as good as never (what `sleep` and
+/// [`AbstractEventLoop::wake_after`] schedule).
+pub fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// A timer that wakes a waker, made by [`AbstractEventLoop::wake_at`].
@@ -795,5 +799,21 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "a panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_past_the_clocks_end_is_a_century_ahead() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = deadline_after(now, Duration::MAX);
+        assert_eq!(far - now, Duration::from_secs(100 * 365 * 24 * 3600));
     }
 }

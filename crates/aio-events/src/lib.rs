@@ -49,7 +49,7 @@ pub mod windows;
 pub use error::{Error, ErrorKind};
 pub use event_loop::{
     AbstractEventLoop, EventLoop, ExceptionContext, ExceptionHandler, ThreadsafeLoop, ThreadsafeScheduler,
-    WakeTimer, default_exception_handler, panic_message,
+    WakeTimer, deadline_after, default_exception_handler, panic_message,
 };
 pub use futures::{Sleep, create_task, sleep, to_thread};
 pub use handle::{Handle, TimerHandle};

@@ -535,10 +535,7 @@ impl AbstractEventLoop for SelectorEventLoop {
             return Err(Error::closed());
         }
         let now = Instant::now();
-        // As the trait's default: a delay past the clock's end is a century.
-        let when = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let when = aio_events::deadline_after(now, delay);
         let (slot, seq) = self.timers.borrow_mut().push_wake_from(now, when, waker.clone());
         Ok(wake_timer(slot, seq))
     }
