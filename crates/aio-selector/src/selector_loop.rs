@@ -255,7 +255,11 @@ impl SelectorEventLoop {
                     event.writable,
                 );
                 // Our tasks' wakers only queue a step; no user code runs here.
-                for waker in wakers.into_iter().flatten() {
+                let [reader, writer] = wakers;
+                if let Some(waker) = reader {
+                    waker.wake();
+                }
+                if let Some(waker) = writer {
                     waker.wake();
                 }
                 continue;
