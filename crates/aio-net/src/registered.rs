@@ -134,12 +134,19 @@ impl<S: Source> Registered<S> {
     }
 
     /// The `async` form of [`poll_io`](Registered::poll_io).
-    pub(crate) async fn run_io<T>(
+    /// Waits until `operation` does not block: one future that polls the
+    /// registration itself, rather than `async` layers around a `poll_fn`
+    /// (each a state to dispatch on every poll of a socket operation).
+    pub(crate) fn run_io<T, F: FnMut() -> io::Result<T>>(
         &self,
         interest: Interest,
-        operation: impl FnMut() -> io::Result<T>,
-    ) -> io::Result<T> {
-        self.registration.io(interest, operation).await
+        operation: F,
+    ) -> RunIo<'_, F> {
+        RunIo {
+            registration: &self.registration,
+            interest,
+            operation,
+        }
     }
 
     /// Deregisters, then hands back the socket (still open, still
@@ -153,6 +160,25 @@ impl<S: Source> Registered<S> {
             drop(ManuallyDrop::take(&mut this.registration));
             std::ptr::read(&this.io)
         }
+    }
+}
+
+/// The future of [`Registered::run_io`].
+pub(crate) struct RunIo<'a, F> {
+    registration: &'a IoRegistration,
+    interest: Interest,
+    operation: F,
+}
+
+// The operation is a closure called in place, never pinned.
+impl<F> Unpin for RunIo<'_, F> {}
+
+impl<T, F: FnMut() -> io::Result<T>> std::future::Future for RunIo<'_, F> {
+    type Output = io::Result<T>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let this = self.get_mut();
+        this.registration.poll_io(this.interest, cx, &mut this.operation)
     }
 }
 
