@@ -124,14 +124,43 @@ impl IoRegistration {
         event_loop.inner().io_deregister_closing(this.key);
     }
 
-    /// Waits until `operation` does not block (the `async` form of
-    /// [`poll_io`](IoRegistration::poll_io)).
-    pub async fn io<T>(
-        &self,
-        interest: Interest,
-        mut operation: impl FnMut() -> io::Result<T>,
-    ) -> io::Result<T> {
-        std::future::poll_fn(|cx| self.poll_io(interest, cx, &mut operation)).await
+    /// Waits until `operation` does not block: the future form of
+    /// [`poll_io`](IoRegistration::poll_io), one hand-written future (no
+    /// `async` layers to dispatch through on every poll).
+    pub fn io<T, F: FnMut() -> io::Result<T>>(&self, interest: Interest, operation: F) -> Io<'_, F> {
+        Io {
+            registration: self,
+            interest,
+            operation,
+        }
+    }
+}
+
+/// The future of [`IoRegistration::io`]: the operation's result once it
+/// did not block.
+pub struct Io<'a, F> {
+    registration: &'a IoRegistration,
+    interest: Interest,
+    operation: F,
+}
+
+// The operation is a closure called in place, never pinned.
+impl<F> Unpin for Io<'_, F> {}
+
+impl<T, F: FnMut() -> io::Result<T>> std::future::Future for Io<'_, F> {
+    type Output = io::Result<T>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let this = self.get_mut();
+        this.registration.poll_io(this.interest, cx, &mut this.operation)
+    }
+}
+
+impl<F> fmt::Debug for Io<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Io")
+            .field("interest", &self.interest)
+            .finish_non_exhaustive()
     }
 }
 

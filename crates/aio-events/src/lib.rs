@@ -53,7 +53,7 @@ pub use event_loop::{
 };
 pub use futures::{Sleep, create_task, sleep, to_thread};
 pub use handle::{Handle, TimerHandle};
-pub use io::{Interest, IoKey, IoRegistration, RawSource, into_io};
+pub use io::{Interest, Io, IoKey, IoRegistration, RawSource, into_io};
 pub use policy::{
     EventLoopPolicy, get_event_loop, get_event_loop_policy, install_default_policy_factory, new_event_loop,
     set_event_loop, set_event_loop_policy,

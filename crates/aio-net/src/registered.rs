@@ -10,7 +10,7 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::task::{Context, Poll};
 
-use aio_events::{EventLoop, Interest, IoRegistration, RawSource};
+use aio_events::{EventLoop, Interest, Io, IoRegistration, RawSource};
 
 /// A socket the selector can watch: its raw fd (socket on Windows).
 pub(crate) trait Source {
@@ -133,20 +133,14 @@ impl<S: Source> Registered<S> {
         self.registration.poll_io(interest, cx, operation)
     }
 
-    /// The `async` form of [`poll_io`](Registered::poll_io).
-    /// Waits until `operation` does not block: one future that polls the
-    /// registration itself, rather than `async` layers around a `poll_fn`
-    /// (each a state to dispatch on every poll of a socket operation).
+    /// The future form of [`poll_io`](Registered::poll_io): waits until
+    /// `operation` does not block.
     pub(crate) fn run_io<T, F: FnMut() -> io::Result<T>>(
         &self,
         interest: Interest,
         operation: F,
-    ) -> RunIo<'_, F> {
-        RunIo {
-            registration: &self.registration,
-            interest,
-            operation,
-        }
+    ) -> Io<'_, F> {
+        self.registration.io(interest, operation)
     }
 
     /// Deregisters, then hands back the socket (still open, still
@@ -160,25 +154,6 @@ impl<S: Source> Registered<S> {
             drop(ManuallyDrop::take(&mut this.registration));
             std::ptr::read(&this.io)
         }
-    }
-}
-
-/// The future of [`Registered::run_io`].
-pub(crate) struct RunIo<'a, F> {
-    registration: &'a IoRegistration,
-    interest: Interest,
-    operation: F,
-}
-
-// The operation is a closure called in place, never pinned.
-impl<F> Unpin for RunIo<'_, F> {}
-
-impl<T, F: FnMut() -> io::Result<T>> std::future::Future for RunIo<'_, F> {
-    type Output = io::Result<T>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let this = self.get_mut();
-        this.registration.poll_io(this.interest, cx, &mut this.operation)
     }
 }
 
