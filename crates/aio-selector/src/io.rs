@@ -224,8 +224,7 @@ const WRITE_READY: u8 = 2;
 /// A source registered for readiness-based I/O (`aio::net`'s sockets).
 struct ReadinessSource {
     raw: RawSource,
-    /// The directions the poller watches (`READ_READY`, `WRITE_READY`),
-    /// none until it knows the source: in edge mode a source is added only
+    /// The directions the poller watches, none until it knows the source: in edge mode a source is added only
     /// when someone first has to wait on it, so a socket that never blocks
     /// (an accepted connection closed at once, say) costs the poller no
     /// `epoll_ctl` to add and none to delete. A first wait to read watches
