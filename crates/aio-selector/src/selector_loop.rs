@@ -214,7 +214,7 @@ impl SelectorEventLoop {
     /// Polls the OS; `true` when events may have been collected.
     fn poll(&self, timeout: Option<Duration>) -> bool {
         let mut timeout = timeout;
-        if timeout != Some(Duration::ZERO) && self.shared.spin_for_remote() {
+        if timeout != Some(Duration::ZERO) && self.shared.spin_for_remote(timeout) {
             timeout = Some(Duration::ZERO);
         }
         let blocking = timeout != Some(Duration::ZERO);
