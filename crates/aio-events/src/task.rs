@@ -91,12 +91,15 @@ enum Stage<F: Future> {
 struct Header {
     refs: AtomicUsize,
     state: AtomicU32,
-    // Loop-thread only, see the module docs (as are `key` and `join_waker`).
+    // Loop-thread only, see the module docs (as is `join_waker`).
     handle_alive: Cell<bool>,
     vtable: &'static TaskVTable,
     /// Taken out in `destroy`, where the scheduler may reclaim it.
     scheduler: ManuallyDrop<Arc<dyn Scheduler>>,
-    key: Cell<usize>,
+    /// Written on the loop's thread; atomic (relaxed: a plain load or store
+    /// on the targets aio builds for) so that [`TaskRef::key`], a safe
+    /// method of a `Send` handle, cannot race with it.
+    key: AtomicUsize,
     join_waker: UnsafeCell<Option<Waker>>,
 }
 
@@ -225,7 +228,7 @@ unsafe fn wake(task: NonNull<Header>) {
         }
     }
     if header.scheduler.is_local() {
-        header.scheduler.schedule_local(header.key.get());
+        header.scheduler.schedule_local(header.key.load(Ordering::Relaxed));
     } else {
         retain(task);
         header.scheduler.schedule_remote(TaskRef(task));
@@ -498,7 +501,7 @@ where
                 handle_alive: Cell::new(true),
                 vtable: &TaskCell::<F>::VTABLE,
                 scheduler: ManuallyDrop::new(scheduler),
-                key: Cell::new(usize::MAX),
+                key: AtomicUsize::new(usize::MAX),
                 join_waker: UnsafeCell::new(None),
             },
             stage: UnsafeCell::new(Stage::Running(future)),
@@ -662,8 +665,10 @@ fn describe_state(state: u32) -> &'static str {
 
 /// The loop's handle to a task, whatever its output type: what the task
 /// set, remote steps and `all_tasks` hold. `Send`, so a wake from another
-/// thread can queue it; its methods other than [`wake`](TaskRef::wake) are
-/// for the loop's thread.
+/// thread can queue it; the methods that touch the future or the output
+/// ([`run`](TaskRef::run), [`abandon`](TaskRef::abandon),
+/// [`take_unretrieved_panic`](TaskRef::take_unretrieved_panic)) are
+/// `unsafe`, for the loop's thread only.
 pub struct TaskRef(NonNull<Header>);
 
 // SAFETY: other threads reach a task only through wakers and `TaskRef`s
@@ -685,12 +690,25 @@ impl TaskRef {
         self.header().state.load(Ordering::Acquire)
     }
 
-    /// Runs one step of the task on `event_loop`, its own loop, on the
-    /// loop's thread (which holds this `TaskRef`: no other thread may use it
-    /// meanwhile). Returns `true` when the task is complete and no step of
-    /// it is queued any more, so the loop can drop it from its task set.
-    pub fn run(&self, event_loop: &EventLoop) -> bool {
-        // SAFETY: we hold a reference; loops run steps on their own thread.
+    /// Runs one step of the task on `event_loop`, its own loop. Returns
+    /// `true` when the task is complete and no step of it is queued any
+    /// more, so the loop can drop it from its task set.
+    ///
+    /// # Safety
+    /// On the thread of the loop the task was created on, the only thread
+    /// that may touch its future (a `TaskRef` is `Send`, so that wakes from
+    /// other threads can queue it; running it elsewhere would poll a future
+    /// that may not be `Send` on a second thread). Loops call this for the
+    /// steps their scheduler queued.
+    ///
+    /// ```compile_fail
+    /// # fn check(task: aio_events::TaskRef, event_loop: &aio_events::EventLoop) {
+    /// task.run(event_loop); // needs `unsafe`: only the task's loop may run it
+    /// # }
+    /// ```
+    pub unsafe fn run(&self, event_loop: &EventLoop) -> bool {
+        // SAFETY: we hold a reference, and the caller runs on the task's
+        // loop's thread.
         unsafe { (self.header().vtable.run)(self.0, event_loop) }
     }
 
@@ -728,27 +746,35 @@ impl TaskRef {
 
     /// The message of a panic nobody has retrieved yet (the `Task` handle is
     /// alive but was not awaited); takes it, so it is reported once.
-    pub fn take_unretrieved_panic(&self) -> Option<String> {
-        // SAFETY: we hold a reference, on the loop's thread.
+    ///
+    /// # Safety
+    /// On the thread of the task's loop (the output it reads is that
+    /// thread's).
+    pub unsafe fn take_unretrieved_panic(&self) -> Option<String> {
+        // SAFETY: we hold a reference; the caller is on the loop's thread.
         unsafe { (self.header().vtable.take_unretrieved_panic)(self.0) }
     }
 
     /// Ends a pending task without running it: drops its future. Loops call
     /// this for every pending task when they close; in debug mode it reports
     /// "Task was destroyed but it is pending!".
-    pub fn abandon(&self, event_loop: Option<&EventLoop>) {
-        // SAFETY: we hold a reference, on the loop's thread.
+    ///
+    /// # Safety
+    /// As for [`run`](TaskRef::run): on the thread of the task's loop, where
+    /// its future may be dropped.
+    pub unsafe fn abandon(&self, event_loop: Option<&EventLoop>) {
+        // SAFETY: we hold a reference; the caller is on the loop's thread.
         unsafe { (self.header().vtable.abandon)(self.0, event_loop) };
     }
 
     /// The loop's key for the task in its task set.
     pub fn key(&self) -> usize {
-        self.header().key.get()
+        self.header().key.load(Ordering::Relaxed)
     }
 
     /// Sets the loop's key for the task.
     pub fn set_key(&self, key: usize) {
-        self.header().key.set(key);
+        self.header().key.store(key, Ordering::Relaxed);
     }
 
     /// The future's type name.

@@ -104,7 +104,9 @@ impl ToyLoop {
 
     fn run_task(&self, this: &EventLoop, task: &TaskRef) {
         let key = task.key();
-        if task.run(this) {
+        // SAFETY: the toy loop runs only its own tasks (its scheduler queued
+        // them), on its own thread.
+        if unsafe { task.run(this) } {
             let finished = self.tasks.borrow_mut()[key].take();
             if let Some(finished) = finished {
                 // SAFETY: the toy loop runs on its own thread.
@@ -163,7 +165,8 @@ impl AbstractEventLoop for ToyLoop {
         self.callbacks.borrow_mut().clear();
         let pending: Vec<TaskRef> = self.tasks.borrow_mut().drain(..).flatten().collect();
         for task in pending {
-            task.abandon(Some(this));
+            // SAFETY: its own tasks, on its own thread.
+            unsafe { task.abandon(Some(this)) };
         }
         Ok(())
     }

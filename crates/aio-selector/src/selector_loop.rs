@@ -382,7 +382,9 @@ impl SelectorEventLoop {
                 let key = task.key();
                 // Forgotten only if the set still holds this very task under
                 // its key: a stray step must never drop another task.
-                if task.run(this)
+                // SAFETY: only the task's own scheduler, this loop's, queues
+                // its steps here, and the `!Send` loop runs on its thread.
+                if unsafe { task.run(this) }
                     && self
                         .tasks
                         .borrow()
@@ -482,7 +484,9 @@ impl SelectorEventLoop {
         self.wake_batches.borrow_mut().0.clear();
         let pending: Vec<TaskRef> = self.tasks.borrow_mut().drain().collect();
         for task in pending {
-            task.abandon(this);
+            // SAFETY: the task set holds this loop's tasks, and the `!Send`
+            // loop closes on its own thread.
+            unsafe { task.abandon(this) };
         }
         // Abandoned tasks may have woken others; drop those entries too.
         self.shared.clear_local();

@@ -289,7 +289,9 @@ fn cancel_all_tasks(event_loop: &EventLoop) {
         log::warn!("waiting for cancelled tasks failed: {err}");
     }
     for task in &tasks {
-        if let Some(panic) = task.take_unretrieved_panic() {
+        // SAFETY: `all_tasks` gives the tasks of `event_loop`, whose thread
+        // this is (an `EventLoop` is `!Send`).
+        if let Some(panic) = unsafe { task.take_unretrieved_panic() } {
             event_loop.call_exception_handler(
                 ExceptionContext::new("unhandled exception during aio.run() shutdown")
                     .with_exception(panic)
