@@ -52,7 +52,7 @@ pub fn sleep(delay: Duration) -> Sleep {
     }
 }
 
-/// The future of [`sleep`]: 40 bytes on 64-bit targets, the loop's handle and
+/// The future of [`sleep`]: 32 bytes on 64-bit targets, the loop's handle and
 /// the timer's key (the delay is needed only until the timer is registered,
 /// so it lives in the first state).
 pub struct Sleep {
