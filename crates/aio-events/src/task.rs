@@ -228,7 +228,9 @@ unsafe fn wake(task: NonNull<Header>) {
         }
     }
     if header.scheduler.is_local() {
-        header.scheduler.schedule_local(header.key.load(Ordering::Relaxed));
+        header
+            .scheduler
+            .schedule_local(header.key.load(Ordering::Relaxed));
     } else {
         retain(task);
         header.scheduler.schedule_remote(TaskRef(task));
