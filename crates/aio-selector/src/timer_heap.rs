@@ -235,6 +235,10 @@ impl TimerHeap {
     fn push_wake_inner(&mut self, now: Option<Instant>, when: Instant, waker: Waker) -> (usize, u64) {
         self.seq += 1;
         let seq = self.seq;
+        if self.wake_slots.len() == self.wake_slots.capacity() {
+            self.wake_slots
+                .reserve_exact(crate::timer_wheel::growth(self.wake_slots.capacity()));
+        }
         let slot = self.wake_slots.insert(WakeSlot { seq, waker });
         let key = self.key(when, seq);
         let now = now.map(|now| self.key(now, 0).deadline);
@@ -491,6 +495,23 @@ mod tests {
         // A new sleep after the reset gets a slot with a new sequence number.
         let (slot, seq) = heap.push_wake(later, std::task::Waker::noop().clone());
         assert!(!heap.wake_done(slot, seq));
+    }
+
+    #[test]
+    fn many_pending_sleeps_keep_less_than_half_as_much_spare_room() {
+        let now = Instant::now();
+        for sleeps in [1_500, 10_000, 17_000] {
+            let mut heap = TimerHeap::new();
+            for i in 0..sleeps {
+                // An hour on: all beyond the wheel's reach.
+                let when = now + Duration::from_secs(3_600) + Duration::from_millis(i);
+                heap.push_wake_from(now, when, std::task::Waker::noop().clone());
+            }
+            let (entries, slots) = (heap.heap.capacity(), heap.wake_slots.capacity());
+            let limit = sleeps as usize * 3 / 2;
+            assert!(entries <= limit, "{sleeps} sleeps: room for {entries} entries");
+            assert!(slots <= limit, "{sleeps} sleeps: room for {slots} slots");
+        }
     }
 
     #[test]

@@ -98,6 +98,23 @@ fn radix_pass<T: Timed>(from: &mut Vec<T>, to: &mut Vec<T>, shift: u32) {
     }
 }
 
+/// Entries from which a full queue grows by half instead of doubling.
+const GROW_BY_HALF_FROM: usize = 1024;
+
+/// Room to add to a full vector or heap of `capacity` timers: twice the
+/// room while small, half again from [`GROW_BY_HALF_FROM`] entries on. A
+/// doubling queue carries up to as much spare room as it holds entries
+/// (10 k pending sleeps sat in room for 16 k, twice: heap and slots);
+/// growing by half keeps it under a half, for a second copy per entry on
+/// average, a few bytes' `memcpy`.
+pub(crate) fn growth(capacity: usize) -> usize {
+    if capacity < GROW_BY_HALF_FROM {
+        capacity.max(4)
+    } else {
+        capacity / 2
+    }
+}
+
 fn bucket_of<T: Timed>(entry: &T) -> u64 {
     entry.deadline() >> BUCKET_SHIFT
 }
@@ -165,17 +182,27 @@ impl<T: Timed> TimerWheel<T> {
         }
         self.len += 1;
         if bucket < self.cursor {
+            if self.front.len() == self.front.capacity() {
+                self.front.reserve_exact(growth(self.front.capacity()));
+            }
             self.front.push(entry);
         } else if bucket - self.cursor < BUCKETS {
             self.put_in_wheel(bucket, entry);
         } else {
+            if self.far.len() == self.far.capacity() {
+                self.far.reserve_exact(growth(self.far.capacity()));
+            }
             self.far.push(entry);
         }
     }
 
     fn put_in_wheel(&mut self, bucket: u64, entry: T) {
         let index = (bucket % BUCKETS) as usize;
-        self.wheel[index].push(entry);
+        let entries = &mut self.wheel[index];
+        if entries.len() == entries.capacity() {
+            entries.reserve_exact(growth(entries.capacity()));
+        }
+        entries.push(entry);
         self.occupied |= 1 << index;
     }
 
