@@ -358,7 +358,9 @@ impl Shared {
     /// once per callback (two context switches and two system calls each,
     /// ~2 µs, seen for runs of thousands of callbacks). After a yield the
     /// poster runs out its time slice and the loop takes the whole batch.
-    /// Owner thread.
+    /// The price: other threads ready on this CPU run first, so a callback
+    /// posted meanwhile may wait up to their time slice (a blocked loop
+    /// would have been woken ahead of them). Owner thread.
     pub(crate) fn spin_for_remote(&self, timeout: Option<Duration>) -> bool {
         if !self.fed.replace(false) {
             return false;
