@@ -20,7 +20,7 @@ use std::time::Instant;
 use aio_events::{Handle, TimerHandle};
 use slab::Slab;
 
-use crate::timer_wheel::{Timed, TimerWheel};
+use crate::timer_wheel::{MakeRoom, Timed, TimerWheel};
 
 /// Entries (heap and slot table) whose memory `trim` never gives back.
 const KEPT_CAPACITY: usize = 1024;
@@ -235,10 +235,7 @@ impl TimerHeap {
     fn push_wake_inner(&mut self, now: Option<Instant>, when: Instant, waker: Waker) -> (usize, u64) {
         self.seq += 1;
         let seq = self.seq;
-        if self.wake_slots.len() == self.wake_slots.capacity() {
-            self.wake_slots
-                .reserve_exact(crate::timer_wheel::growth(self.wake_slots.capacity()));
-        }
+        self.wake_slots.make_room();
         let slot = self.wake_slots.insert(WakeSlot { seq, waker });
         let key = self.key(when, seq);
         let now = now.map(|now| self.key(now, 0).deadline);

@@ -107,11 +107,42 @@ const GROW_BY_HALF_FROM: usize = 1024;
 /// (10 k pending sleeps sat in room for 16 k, twice: heap and slots);
 /// growing by half keeps it under a half, for a second copy per entry on
 /// average, a few bytes' `memcpy`.
-pub(crate) fn growth(capacity: usize) -> usize {
+fn growth(capacity: usize) -> usize {
     if capacity < GROW_BY_HALF_FROM {
         capacity.max(4)
     } else {
         capacity / 2
+    }
+}
+
+/// A timer queue that makes room by [`growth`]'s rule before a push.
+pub(crate) trait MakeRoom {
+    /// When full, reserves [`growth`] more.
+    fn make_room(&mut self);
+}
+
+impl<T> MakeRoom for Vec<T> {
+    fn make_room(&mut self) {
+        if self.len() == self.capacity() {
+            self.reserve_exact(growth(self.capacity()));
+        }
+    }
+}
+
+impl<T: Ord> MakeRoom for BinaryHeap<T> {
+    fn make_room(&mut self) {
+        if self.len() == self.capacity() {
+            self.reserve_exact(growth(self.capacity()));
+        }
+    }
+}
+
+impl<T> MakeRoom for slab::Slab<T> {
+    fn make_room(&mut self) {
+        // Full only with no vacant entry left to reuse.
+        if self.len() == self.capacity() {
+            self.reserve_exact(growth(self.capacity()));
+        }
     }
 }
 
@@ -182,16 +213,12 @@ impl<T: Timed> TimerWheel<T> {
         }
         self.len += 1;
         if bucket < self.cursor {
-            if self.front.len() == self.front.capacity() {
-                self.front.reserve_exact(growth(self.front.capacity()));
-            }
+            self.front.make_room();
             self.front.push(entry);
         } else if bucket - self.cursor < BUCKETS {
             self.put_in_wheel(bucket, entry);
         } else {
-            if self.far.len() == self.far.capacity() {
-                self.far.reserve_exact(growth(self.far.capacity()));
-            }
+            self.far.make_room();
             self.far.push(entry);
         }
     }
@@ -199,9 +226,7 @@ impl<T: Timed> TimerWheel<T> {
     fn put_in_wheel(&mut self, bucket: u64, entry: T) {
         let index = (bucket % BUCKETS) as usize;
         let entries = &mut self.wheel[index];
-        if entries.len() == entries.capacity() {
-            entries.reserve_exact(growth(entries.capacity()));
-        }
+        entries.make_room();
         entries.push(entry);
         self.occupied |= 1 << index;
     }
