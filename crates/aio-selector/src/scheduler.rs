@@ -359,8 +359,9 @@ impl Shared {
     /// ~2 µs, seen for runs of thousands of callbacks). After a yield the
     /// poster runs out its time slice and the loop takes the whole batch.
     /// The price: other threads ready on this CPU run first, so a callback
-    /// posted meanwhile may wait up to their time slice (a blocked loop
-    /// would have been woken ahead of them). Owner thread.
+    /// posted or a socket turning ready meanwhile may wait up to their time
+    /// slice (a blocked loop would have been woken ahead of them). Owner
+    /// thread.
     pub(crate) fn spin_for_remote(&self, timeout: Option<Duration>) -> bool {
         if !self.fed.replace(false) {
             return false;
