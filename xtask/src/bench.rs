@@ -2,9 +2,10 @@
 //! `aio-benches` in release, runs every workload on every runner as a
 //! process of its own, and reports per-operation medians (with min–max) and
 //! the ratio of each peer's median to aio's, on stdout and in
-//! `target/bench/report.md`. With `--strace`, each workload also runs once
-//! per runner under `strace -f -c`, and the report gets the system calls
-//! per operation (see `strace.rs`).
+//! `target/bench/report.md`, with a section checking each row against the
+//! lines aio aims for (see `bench/lead.rs`). With `--strace`, each workload
+//! also runs once per runner under `strace -f -c`, and the report gets the
+//! system calls per operation (see `strace.rs`).
 //!
 //! The columns come from [`RUNNERS`], a plain table of command lines: the
 //! Rust runtimes are `aio-bench` (from `benches/`), CPython's asyncio and
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::{TaskError, cargo, display_command, strace, workspace_root};
 
 mod chart;
+mod lead;
 mod python;
 
 /// A column of the report: a program that runs one workload once.
@@ -222,6 +224,8 @@ pub(crate) fn run(options: &Options) -> Result<(), TaskError> {
 
     let table = render_table(&rows);
     println!("\n{table}");
+    let (lead, lead_summary) = lead::render(&lead_rows(&rows), options.quick);
+    println!("\n{lead_summary}");
 
     let syscalls = if options.strace {
         count_syscalls(&programs, &workloads, &report_path)
@@ -231,7 +235,7 @@ pub(crate) fn run(options: &Options) -> Result<(), TaskError> {
     let names: Vec<&str> = RUNNERS.iter().map(|runner| runner.name).collect();
     let chart_path = report_dir.join("ratios.svg");
     let chart = chart::render(&names, &chart_rows(&rows));
-    let report = render_report(&table, options, &programs, &syscalls);
+    let report = render_report(&table, &lead, options, &programs, &syscalls);
     std::fs::create_dir_all(&report_dir)
         .and_then(|()| std::fs::write(&chart_path, chart))
         .and_then(|()| std::fs::write(&report_path, report))
@@ -792,6 +796,37 @@ fn chart_rows(rows: &[Row]) -> Vec<chart::Row> {
         .collect()
 }
 
+/// The rows as the lead's checks read them: each runner's figures where it
+/// measured the workload in aio's unit.
+fn lead_rows(rows: &[Row]) -> Vec<lead::Row<'_>> {
+    rows.iter()
+        .map(|row| {
+            let unit = match &row.cells[0] {
+                Cell::Measured(stats) => Some(stats.unit),
+                _ => None,
+            };
+            lead::Row {
+                workload: &row.workload,
+                runners: RUNNERS
+                    .iter()
+                    .zip(&row.cells)
+                    .map(|(runner, cell)| {
+                        let figures = match cell {
+                            Cell::Measured(stats) if Some(stats.unit) == unit => Some(lead::Figures {
+                                median: stats.median,
+                                min: stats.min,
+                                max: stats.max,
+                            }),
+                            _ => None,
+                        };
+                        (runner.name, figures)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// The table as Markdown, columns padded so that it also reads as plain text.
 fn render_table(rows: &[Row]) -> String {
     let baseline = &RUNNERS[0];
@@ -888,8 +923,9 @@ fn report_path(bench_binary: &Path) -> PathBuf {
 }
 
 /// The report: what was measured, where, on which commit, the table, the
-/// chart, and `syscalls` (the section `--strace` adds, or nothing).
-fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: &str) -> String {
+/// chart, the `lead` section, and `syscalls` (the section `--strace` adds,
+/// or nothing).
+fn render_report(table: &str, lead: &str, options: &Options, programs: &Programs, syscalls: &str) -> String {
     let machine = Machine::describe();
     let baseline = RUNNERS[0].name;
     let mode = if options.quick {
@@ -941,7 +977,8 @@ fn render_report(table: &str, options: &Options, programs: &Programs, syscalls: 
          selector loop, and uvloop's); `n/a: <why>` where their Python or uvloop could \
          not be had. Their `task_bytes`, `timer_bytes` and `idle_conn_bytes` are \
          `tracemalloc`'s traced bytes, every allocation Python makes (objects and raw \
-         memory), but not what libuv allocates with plain `malloc` under uvloop.\n\
+         memory), but not what libuv allocates with plain `malloc` under uvloop.\n\n\
+         {lead}\
          {syscalls_section}\n\
          ## What each optimisation bought\n\n\
          {optimisations}",
