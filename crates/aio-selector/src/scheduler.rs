@@ -94,6 +94,11 @@ const YIELD_BEFORE_BLOCKING_MIN: Duration = Duration::from_millis(5);
 /// Ready-queue capacity never given back (entries of 32 bytes: 32 KiB).
 const KEPT_READY_CAPACITY: usize = 1024;
 
+/// Capacity of each cross-thread vector (the one posters push to and the
+/// spare swapped in for it) kept past an idle moment (entries of 16 bytes:
+/// 16 KiB each).
+const KEPT_REMOTE_CAPACITY: usize = 1024;
+
 pub(crate) struct Shared {
     owner: usize,
     ready: UnsafeCell<VecDeque<Ready>>,
@@ -105,6 +110,11 @@ pub(crate) struct Shared {
     /// The vector swapped in for `remote` at the next drain (owner thread
     /// only, like `ready`).
     spare: UnsafeCell<Vec<Remote>>,
+    /// The capacity `remote` had when the last drain swapped it in (posters
+    /// grow it only with entries, which a drain takes before the loop
+    /// idles): whether `trim_remote` has a vector under the lock to shrink.
+    /// Owner thread only.
+    remote_capacity: Cell<usize>,
     /// The drained batches that `Ready::Batch` entries stand for, oldest
     /// first (owner thread only).
     batches: UnsafeCell<VecDeque<Vec<Remote>>>,
@@ -150,6 +160,7 @@ impl Shared {
             remote: UnsafeCell::new(Vec::new()),
             remote_locked: CachePadded::new(AtomicBool::new(false)),
             spare: UnsafeCell::new(Vec::new()),
+            remote_capacity: Cell::new(0),
             batches: UnsafeCell::new(VecDeque::new()),
             remote_pending: CachePadded::new(AtomicBool::new(false)),
             signal_pending: AtomicBool::new(false),
@@ -260,6 +271,7 @@ impl Shared {
     pub(crate) fn drain_remote(&self) {
         // SAFETY: owner thread; no user code runs while the borrow lives.
         let mut batch = std::mem::take(unsafe { self.spare_mut() });
+        self.remote_capacity.set(batch.capacity());
         {
             let mut remote = self.lock_remote();
             self.remote_pending.store(false, Ordering::Release);
@@ -296,6 +308,31 @@ impl Shared {
         let spare = unsafe { self.spare_mut() };
         if spare.capacity() < batch.capacity() {
             *spare = batch;
+        }
+    }
+
+    /// Gives back the cross-thread vectors' memory beyond
+    /// `KEPT_REMOTE_CAPACITY` entries each. A burst of posts grows the vector
+    /// posters push to, and the drained batch is kept as the spare to swap in
+    /// next, so that a steady stream of posts never grows a vector again;
+    /// without this a burst of a million callbacks would keep 16 MB twice
+    /// over for the loop's life. The loop calls it as it is about to block,
+    /// idle: a busy loop keeps its vectors. Owner thread.
+    pub(crate) fn trim_remote(&self) {
+        // SAFETY: owner thread; the borrow ends here, and no user code runs.
+        let spare = unsafe { self.spare_mut() };
+        if spare.capacity() > KEPT_REMOTE_CAPACITY {
+            // Empty between drains: this is one reallocation, no copy.
+            spare.shrink_to(KEPT_REMOTE_CAPACITY);
+        }
+        if self.remote_capacity.get() > KEPT_REMOTE_CAPACITY {
+            let mut remote = self.lock_remote();
+            // Entries mean a poster is busy: they are drained before the
+            // loop blocks, and the vector is trimmed at a later idle moment.
+            if remote.is_empty() {
+                remote.shrink_to(KEPT_REMOTE_CAPACITY);
+                self.remote_capacity.set(remote.capacity());
+            }
         }
     }
 
@@ -543,7 +580,7 @@ mod tests {
 
     use aio_events::Scheduler;
 
-    use super::{KEPT_READY_CAPACITY, Ready, Shared};
+    use super::{KEPT_READY_CAPACITY, KEPT_REMOTE_CAPACITY, Ready, Remote, Shared};
     use crate::selector::Selector;
 
     /// Gives `scheduler` back as a task ending on this thread would.
@@ -632,6 +669,89 @@ mod tests {
         assert!(
             matches!(shared.pop_local(), Some(Ready::LocalTask(key)) if key == burst - 100),
             "order kept"
+        );
+    }
+
+    /// Runs every drained batch (callbacks only) and gives it back, as the
+    /// loop does; returns how many ran.
+    fn run_batches(shared: &Shared) -> usize {
+        let mut ran = 0;
+        while let Some(entry) = shared.pop_local() {
+            let Ready::Batch = entry else {
+                panic!("only batches were queued");
+            };
+            let mut batch = shared.take_batch();
+            for remote in batch.drain(..) {
+                let Ready::Remote(callback) = remote.into_ready() else {
+                    panic!("only callbacks were queued");
+                };
+                callback();
+                ran += 1;
+            }
+            shared.recycle_batch(batch);
+        }
+        ran
+    }
+
+    #[test]
+    fn the_cross_thread_queue_gives_back_its_memory_when_idle_and_loses_nothing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let shared = Arc::new(Shared::new(Selector::new().expect("a selector")));
+        let burst = if cfg!(miri) { 3_000 } else { 50_000 };
+        let ran = Arc::new(AtomicUsize::new(0));
+        let post = |count: usize| {
+            let (shared, ran) = (shared.clone(), ran.clone());
+            std::thread::spawn(move || {
+                for _ in 0..count {
+                    let ran = ran.clone();
+                    shared.push_remote(Remote::Callback(Box::new(move || {
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    })));
+                }
+            })
+            .join()
+            .expect("the poster ran");
+        };
+        let capacities = |shared: &Shared| {
+            // SAFETY: this thread made `shared`; the borrow ends here.
+            let spare = unsafe { shared.spare_mut() }.capacity();
+            (spare, shared.lock_remote().capacity())
+        };
+
+        // A burst, drained and run: the spare is the burst's vector.
+        post(burst);
+        shared.drain_remote();
+        assert_eq!(run_batches(&shared), burst);
+        // A second burst lands in a fresh vector; the first is swapped in
+        // for posters at the drain, so both are large before the trim.
+        post(burst);
+        shared.drain_remote();
+        assert_eq!(run_batches(&shared), burst);
+        let (spare, remote) = capacities(&shared);
+        assert!(
+            spare >= burst && remote >= burst,
+            "spare {spare}, remote {remote}"
+        );
+
+        shared.trim_remote();
+        let (spare, remote) = capacities(&shared);
+        assert!(spare <= KEPT_REMOTE_CAPACITY, "spare {spare}");
+        assert!(remote <= KEPT_REMOTE_CAPACITY, "remote {remote}");
+
+        // Entries waiting under the lock are kept by a trim.
+        post(3 * KEPT_REMOTE_CAPACITY);
+        shared.drain_remote();
+        post(2 * KEPT_REMOTE_CAPACITY);
+        shared.trim_remote();
+        shared.drain_remote();
+        assert_eq!(run_batches(&shared), 5 * KEPT_REMOTE_CAPACITY);
+        assert_eq!(ran.load(Ordering::Relaxed), 2 * burst + 5 * KEPT_REMOTE_CAPACITY);
+        shared.trim_remote();
+        let (spare, remote) = capacities(&shared);
+        assert!(
+            spare <= KEPT_REMOTE_CAPACITY && remote <= KEPT_REMOTE_CAPACITY,
+            "spare {spare}, remote {remote}"
         );
     }
 

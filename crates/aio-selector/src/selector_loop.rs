@@ -218,6 +218,10 @@ impl SelectorEventLoop {
             timeout = Some(Duration::ZERO);
         }
         let blocking = timeout != Some(Duration::ZERO);
+        if blocking {
+            // Idle: the moment to give back what a burst of posts grew.
+            self.shared.trim_remote();
+        }
         let timeout = if blocking && !self.shared.enter_sleep() {
             Some(Duration::ZERO)
         } else {
