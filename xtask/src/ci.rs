@@ -64,8 +64,10 @@ pub(crate) fn run() -> Result<(), TaskError> {
     }
     // Miri checks the unsafe code of the abstract layer (tasks, wakers,
     // handle pool) on a toy loop with no OS underneath, and the selector's
-    // timer heap and wheel (packed handle pointers, the scheduler's reference pool),
-    // whose unit tests make no system call. It needs nightly, which
+    // timer heap and wheel (packed handle pointers), the scheduler's reference
+    // pool and its cross-thread queue (the spin lock over an `UnsafeCell`,
+    // posted to from another thread), whose unit tests make no system call
+    // but `clone` for a thread. It needs nightly, which
     // `.ci/run` installs; the rustup proxy picks it with `+nightly`.
     let miri_runs: [&[&str]; 2] = [
         &["+nightly", "miri", "test", "-p", "aio-events"],
@@ -80,6 +82,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
             "timer_heap",
             "timer_wheel",
             "scheduler::tests::task_references",
+            "scheduler::tests::the_cross_thread_queue",
         ],
     ];
     for args in miri_runs {

@@ -698,7 +698,7 @@ mod tests {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         let shared = Arc::new(Shared::new(Selector::new().expect("a selector")));
-        let burst = if cfg!(miri) { 3_000 } else { 50_000 };
+        let burst = if cfg!(miri) { 1_500 } else { 50_000 };
         let ran = Arc::new(AtomicUsize::new(0));
         let post = |count: usize| {
             let (shared, ran) = (shared.clone(), ran.clone());
