@@ -617,20 +617,7 @@ mod tests {
             if shared.remote_pending() {
                 shared.drain_remote();
             }
-            while let Some(entry) = shared.pop_local() {
-                let Ready::Batch = entry else {
-                    panic!("only batches were queued");
-                };
-                let mut batch = shared.take_batch();
-                for remote in batch.drain(..) {
-                    let Ready::Remote(callback) = remote.into_ready() else {
-                        panic!("only callbacks were queued");
-                    };
-                    callback();
-                    ran += 1;
-                }
-                shared.recycle_batch(batch);
-            }
+            ran += run_batches(&shared);
             std::thread::yield_now();
         }
         for poster in posters {
