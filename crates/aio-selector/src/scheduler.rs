@@ -326,12 +326,20 @@ impl Shared {
             spare.shrink_to(KEPT_REMOTE_CAPACITY);
         }
         if self.remote_capacity.get() > KEPT_REMOTE_CAPACITY {
-            let mut remote = self.lock_remote();
             // Entries mean a poster is busy: they are drained before the
             // loop blocks, and the vector is trimmed at a later idle moment.
-            if remote.is_empty() {
-                remote.shrink_to(KEPT_REMOTE_CAPACITY);
-                self.remote_capacity.set(remote.capacity());
+            // Taken out under the lock and freed after it, so posters never
+            // wait on the allocator.
+            let large = {
+                let mut remote = self.lock_remote();
+                if remote.is_empty() {
+                    std::mem::take(&mut *remote)
+                } else {
+                    Vec::new()
+                }
+            };
+            if large.capacity() > 0 {
+                self.remote_capacity.set(0);
             }
         }
     }
