@@ -94,9 +94,8 @@ const YIELD_BEFORE_BLOCKING_MIN: Duration = Duration::from_millis(5);
 /// Ready-queue capacity never given back (entries of 32 bytes: 32 KiB).
 const KEPT_READY_CAPACITY: usize = 1024;
 
-/// Capacity of each cross-thread vector (the one posters push to and the
-/// spare swapped in for it) kept past an idle moment (entries of 16 bytes:
-/// 16 KiB each).
+/// Capacity the cross-thread vectors keep past an idle moment (entries of
+/// 16 bytes: 16 KiB).
 const KEPT_REMOTE_CAPACITY: usize = 1024;
 
 pub(crate) struct Shared {
@@ -311,8 +310,10 @@ impl Shared {
         }
     }
 
-    /// Gives back the cross-thread vectors' memory beyond
-    /// `KEPT_REMOTE_CAPACITY` entries each. A burst of posts grows the vector
+    /// Gives back what a burst grew: the spare keeps room for
+    /// `KEPT_REMOTE_CAPACITY` entries, and an empty posters' vector larger
+    /// than that is freed (the spare is swapped in for it at the next
+    /// drain). A burst of posts grows the vector
     /// posters push to, and the drained batch is kept as the spare to swap in
     /// next, so that a steady stream of posts never grows a vector again;
     /// without this a burst of a million callbacks would keep 16 MB twice
