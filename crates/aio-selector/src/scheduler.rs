@@ -109,10 +109,10 @@ pub(crate) struct Shared {
     /// The vector swapped in for `remote` at the next drain (owner thread
     /// only, like `ready`).
     spare: UnsafeCell<Vec<Remote>>,
-    /// The capacity `remote` had when the last drain swapped it in (posters
-    /// grow it only with entries, which a drain takes before the loop
-    /// idles): whether `trim_remote` has a vector under the lock to shrink.
-    /// Owner thread only.
+    /// The capacity `remote` had when the last drain swapped it in, or 0
+    /// once `trim_remote` freed it (posters grow it only with entries, which
+    /// a drain takes before the loop idles): whether `trim_remote` has a
+    /// large vector under the lock to free. Owner thread only.
     remote_capacity: Cell<usize>,
     /// The drained batches that `Ready::Batch` entries stand for, oldest
     /// first (owner thread only).
@@ -313,12 +313,12 @@ impl Shared {
     /// Gives back what a burst grew: the spare keeps room for
     /// `KEPT_REMOTE_CAPACITY` entries, and an empty posters' vector larger
     /// than that is freed (the spare is swapped in for it at the next
-    /// drain). A burst of posts grows the vector
-    /// posters push to, and the drained batch is kept as the spare to swap in
-    /// next, so that a steady stream of posts never grows a vector again;
-    /// without this a burst of a million callbacks would keep 16 MB twice
-    /// over for the loop's life. The loop calls it as it is about to block,
-    /// idle: a busy loop keeps its vectors. Owner thread.
+    /// drain). A burst of posts grows the vector posters push to, and the
+    /// drained batch is kept as the spare to swap in next, so that a steady
+    /// stream of posts never grows a vector again; without this a burst of a
+    /// million callbacks would keep 16 MB twice over for the loop's life. The
+    /// loop calls it as it is about to block, idle: a busy loop keeps its
+    /// vectors. Owner thread.
     pub(crate) fn trim_remote(&self) {
         // SAFETY: owner thread; the borrow ends here, and no user code runs.
         let spare = unsafe { self.spare_mut() };
@@ -331,16 +331,13 @@ impl Shared {
             // loop blocks, and the vector is trimmed at a later idle moment.
             // Taken out under the lock and freed after it, so posters never
             // wait on the allocator.
-            let large = {
+            let taken = {
                 let mut remote = self.lock_remote();
-                if remote.is_empty() {
-                    std::mem::take(&mut *remote)
-                } else {
-                    Vec::new()
-                }
+                remote.is_empty().then(|| std::mem::take(&mut *remote))
             };
-            if large.capacity() > 0 {
+            if let Some(large) = taken {
                 self.remote_capacity.set(0);
+                drop(large);
             }
         }
     }
